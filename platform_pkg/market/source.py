@@ -1,0 +1,81 @@
+"""The interface every price source implements, the request meter, and the shared paginator."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+import pandas as pd
+
+from platform_pkg.market.candles import interval_delta
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class RequestMeter:
+    """Counts every request a source sends (retries included) and the paid units they cost."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    units: Counter[str] = field(default_factory=Counter)
+
+    def count(self, source: str, units: float = 1.0) -> None:
+        self.requests[source] += 1
+        self.units[source] += units
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+
+class PriceSource(Protocol):
+    """A market data API, one request per :meth:`fetch_page` call."""
+
+    name: str
+    page_limit: int
+    meter: RequestMeter
+
+    def fetch_page(self, symbol: str, interval: str, start: datetime, end: datetime) -> pd.DataFrame:
+        """Candles of ``symbol`` opening in ``[start, end)``, ascending, at most ``page_limit``.
+
+        Returns a frame with :data:`~platform_pkg.market.candles.CANDLE_COLUMNS`. May return fewer
+        rows than exist (a short page), rows before ``start`` (overlapping pages), or none.
+        """
+        ...
+
+    def earliest(self, symbol: str, interval: str) -> datetime | None:
+        """The oldest candle open time this source can serve for ``symbol``, if it has a limit."""
+        ...
+
+
+class UnknownSymbolError(LookupError):
+    """The source does not list the symbol."""
+
+
+def paginate(
+    source: PriceSource, symbol: str, interval: str, start: datetime, end: datetime, now: datetime
+) -> Iterator[pd.DataFrame]:
+    """Fetch ``[start, end)`` page by page, never asking past ``now``.
+
+    The cursor moves to just after the newest candle received, so overlapping pages are trimmed
+    and a short page is followed by another request rather than taken as the end of the data.
+    Fetching stops at the end of the window or when the source has nothing more in it.
+    """
+    step = interval_delta(interval)
+    end = min(end, now)
+    cursor = start
+    while cursor < end:
+        page = source.fetch_page(symbol, interval, cursor, end)
+        page = page[(page["ts"] >= cursor) & (page["ts"] < end)]
+        if page.empty:
+            return
+        page = page.sort_values("ts").drop_duplicates("ts", keep="last").reset_index(drop=True)
+        yield page
+        cursor = page["ts"].iloc[-1].to_pydatetime() + step

@@ -1,0 +1,233 @@
+"""Incremental price ingestion: plan what to fetch from the watermarks, then stream it in pages.
+
+No Dagster here: the asset builds a :class:`PriceIngestion` and the IO manager commits its batches.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from platform_pkg.market.candles import PRICE_TABLE_COLUMNS, ceil_time, interval_delta
+from platform_pkg.market.source import PriceSource, RequestMeter, paginate
+from platform_pkg.partitions import SymbolWindow
+from platform_pkg.warehouse import sync_log, watermarks
+from platform_pkg.warehouse.batches import Batch, BatchStream
+from platform_pkg.warehouse.upsert import UpsertStats
+from platform_pkg.warehouse.watermarks import Coverage, Segment
+
+
+def plan_segments(
+    start: datetime,
+    end: datetime,
+    coverage: Coverage | None,
+    step: timedelta,
+    lookback: int,
+    full_refresh: bool = False,
+) -> list[tuple[datetime, datetime]]:
+    """The stretches of ``[start, end)`` to fetch, given what is already synced.
+
+    Nothing inside the synced range is fetched again except the newest candle and the
+    ``lookback`` candles before it (the open candle and late corrections). A window that does not
+    touch the synced range is widened to reach it, so the synced range stays one gap-free stretch.
+    """
+    if start >= end:
+        return []
+    if coverage is None or full_refresh:
+        return [(start, end)]
+    segments = []
+    if start < coverage.oldest:
+        segments.append((start, coverage.oldest))
+    reread_from = coverage.newest - lookback * step
+    if end > reread_from:
+        if segments and segments[0][1] >= reread_from:
+            segments = [(segments[0][0], end)]
+        else:
+            segments.append((reread_from, end))
+    return segments
+
+
+@dataclass
+class WindowResult:
+    window: SymbolWindow
+    entry: sync_log.SyncEntry
+    before: Coverage | None
+    after: Coverage | None = None
+    error: BaseException | None = None
+
+
+class IngestionError(RuntimeError):
+    """Some symbols of a run could not be fetched; the others were committed."""
+
+
+@dataclass(frozen=True)
+class _Tag:
+    result: WindowResult
+    segment_start: datetime
+    reaches: datetime
+    newest: datetime | None
+    rows: int
+    final: bool = False
+
+
+@dataclass
+class PriceIngestion(BatchStream):
+    """Fetches each symbol window's missing candles page by page and commits them as it goes."""
+
+    data_type: str
+    interval: str
+    windows: list[SymbolWindow]
+    source_for: Callable[[str, RequestMeter], PriceSource]
+    read_coverage: Callable[[str, str], Coverage | None]
+    now: datetime
+    lookback: int = 3
+    full_refresh: bool = False
+    run_id: str | None = None
+    log: Any = None
+    meter: RequestMeter = field(default_factory=RequestMeter)
+    results: list[WindowResult] = field(default_factory=list)
+
+    @property
+    def step(self) -> timedelta:
+        return interval_delta(self.interval)
+
+    def batches(self) -> Iterator[Batch]:
+        for window in self.windows:
+            yield from self._window_batches(window)
+        failed = [r for r in self.results if r.error is not None]
+        if failed:
+            detail = "; ".join(f"{r.window}: {r.error}" for r in failed)
+            raise IngestionError(f"{len(failed)} of {len(self.results)} fetches failed: {detail}")
+
+    def _window_batches(self, window: SymbolWindow) -> Iterator[Batch]:
+        before = self.read_coverage(window.symbol, self.data_type)
+        entry = sync_log.SyncEntry(
+            sync_id=str(uuid.uuid4()),
+            run_id=self.run_id,
+            symbol=window.symbol,
+            data_type=self.data_type,
+            source=None,
+            started_at=datetime.now(UTC),
+            requested_start=window.start,
+            requested_end=window.end,
+        )
+        result = WindowResult(window, entry, before, after=before)
+        self.results.append(result)
+        requests_before = self.meter.total
+        try:
+            source = self.source_for(window.symbol, self.meter)
+            entry.source = source.name
+            start, end = self._clamp(window, source)
+            segments = plan_segments(start, end, before, self.step, self.lookback, self.full_refresh)
+            self._info(f"{window} {self.data_type}: fetching {_describe(segments)} from {source.name}")
+            for seg_start, seg_end in segments:
+                newest = None
+                for page in paginate(source, window.symbol, self.interval, seg_start, seg_end, self.now):
+                    newest = page["ts"].iloc[-1].to_pydatetime()
+                    entry.rows_fetched += len(page)
+                    entry.api_requests = self.meter.total - requests_before
+                    frame = self._to_rows(window.symbol, page)
+                    tag = _Tag(result, seg_start, newest + self.step, newest, len(page))
+                    yield Batch(frame, tag)
+                reaches = min(seg_end, ceil_time(self.now, self.interval))
+                yield Batch(pd.DataFrame(), _Tag(result, seg_start, reaches, newest, 0, final=True))
+        except Exception as exc:
+            result.error = exc
+            entry.status = "partial" if entry.rows_inserted or entry.rows_updated else "failed"
+            entry.error = f"{type(exc).__name__}: {exc}"
+            self._info(f"{window} {self.data_type}: {entry.error}", warning=True)
+            yield Batch(pd.DataFrame(), _Tag(result, window.start, window.start, None, 0, final=True))
+        else:
+            entry.status = "success"
+            yield Batch(pd.DataFrame(), _Tag(result, window.start, window.start, None, 0, final=True))
+        finally:
+            entry.api_requests = self.meter.total - requests_before
+
+    def _clamp(self, window: SymbolWindow, source: PriceSource) -> tuple[datetime, datetime]:
+        start, end = window.start, min(window.end, self.now)
+        earliest = source.earliest(window.symbol, self.interval)
+        if earliest is not None and start < earliest:
+            self._info(f"{window}: {source.name} serves {window.symbol} from {earliest:%Y-%m-%d %H:%M}; "
+                       "earlier days are left empty")
+            start = min(earliest, end)
+        return start, end
+
+    def _to_rows(self, symbol: str, page: pd.DataFrame) -> pd.DataFrame:
+        frame = page.copy()
+        frame.insert(0, "symbol", symbol)
+        frame["fetched_at"] = pd.Timestamp(datetime.now(UTC))
+        return frame[list(PRICE_TABLE_COLUMNS)]
+
+    def in_transaction(self, con: duckdb.DuckDBPyConnection, batch: Batch, stats: UpsertStats) -> None:
+        tag: _Tag = batch.tag
+        entry = tag.result.entry
+        if tag.newest is not None or tag.final:
+            segment = Segment(tag.segment_start, tag.reaches, tag.newest)
+            if tag.reaches > tag.segment_start or tag.newest is not None:
+                tag.result.after = watermarks.commit_segment(
+                    con, entry.symbol, self.data_type, segment, self.step, datetime.now(UTC)
+                )
+        # The log row shows what is committed once this transaction is.
+        pending = replace(entry)
+        pending.rows_inserted += stats.inserted
+        pending.rows_updated += stats.updated
+        if tag.final and entry.status != "running":
+            pending.finished_at = datetime.now(UTC)
+        sync_log.save(con, pending)
+
+    def committed(self, batch: Batch, stats: UpsertStats) -> None:
+        entry = batch.tag.result.entry
+        entry.rows_inserted += stats.inserted
+        entry.rows_updated += stats.updated
+
+    def finish(self, con: duckdb.DuckDBPyConnection, error: BaseException | None) -> None:
+        if error is None or isinstance(error, IngestionError):
+            return
+        # An error outside a window's own handling (e.g. the process being interrupted).
+        for result in self.results:
+            if result.entry.status == "running":
+                result.entry.status = "partial" if result.entry.rows_inserted else "failed"
+                result.entry.error = f"{type(error).__name__}: {error}"
+                result.entry.finished_at = datetime.now(UTC)
+                sync_log.save(con, result.entry)
+
+    def metadata(self) -> dict[str, Any]:
+        sources = sorted({r.entry.source for r in self.results if r.entry.source})
+        meta: dict[str, Any] = {
+            "rows_fetched": sum(r.entry.rows_fetched for r in self.results),
+            "api_requests": self.meter.total,
+            "api_units": float(sum(self.meter.units.values())),
+            "source": ", ".join(sources) or "none",
+            "symbols": len({r.window.symbol for r in self.results}),
+        }
+        if len(self.results) == 1:
+            r = self.results[0]
+            meta["watermark_before"] = _fmt(r.before)
+            meta["watermark_after"] = _fmt(r.after)
+        else:
+            meta["watermarks"] = "\n".join(
+                f"{r.window}: {_fmt(r.before)} → {_fmt(r.after)}" for r in self.results
+            )
+        return meta
+
+    def _info(self, message: str, warning: bool = False) -> None:
+        if self.log is not None:
+            (self.log.warning if warning else self.log.info)(message)
+
+
+def _fmt(coverage: Coverage | None) -> str:
+    if coverage is None:
+        return "none"
+    return f"{coverage.oldest:%Y-%m-%d %H:%M} .. {coverage.newest:%Y-%m-%d %H:%M}"
+
+
+def _describe(segments: list[tuple[datetime, datetime]]) -> str:
+    if not segments:
+        return "nothing (already synced)"
+    return ", ".join(f"[{a:%Y-%m-%d %H:%M}, {b:%Y-%m-%d %H:%M})" for a, b in segments)

@@ -1,0 +1,14 @@
+"""The resources every code location process uses, with their defaults (no env read at import)."""
+
+from platform_pkg.market.resources import MarketData
+from platform_pkg.warehouse.io_manager import DuckDBUpsertIOManager
+from platform_pkg.warehouse.resources import Warehouse
+
+
+def default_resources() -> dict:
+    warehouse = Warehouse()
+    return {
+        "warehouse": warehouse,
+        "io_manager": DuckDBUpsertIOManager(warehouse=warehouse),
+        "market": MarketData(),
+    }

@@ -1,0 +1,120 @@
+"""Watermarks in ``ingestion_state``: what has been synced, committed with the data it describes.
+
+For a time series (``prices_1h`` of ``BTC-USDT``) two rows describe one contiguous synced range:
+
+* ``(asset_id, data_type)`` — the **newest** watermark: the open time of the newest committed
+  candle. An incremental run re-reads from here minus the lookback, so it always re-reads the
+  newest candle (which may still be open).
+* ``(asset_id, data_type + "_oldest")`` — the **oldest** watermark: where the synced range starts
+  (the start of the earliest window asked for, even if the source had nothing that early).
+
+Every candle between the two has been fetched and committed. A watermark only moves inside the
+transaction that commits the rows it covers, and only when the newly synced segment touches the
+range already synced, so it never claims a gap. ``last_id`` serves cursor-style sources
+(transactions) whose position is an id rather than a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import duckdb
+
+DDL = """
+CREATE TABLE IF NOT EXISTS ingestion_state (
+    asset_id VARCHAR NOT NULL,
+    data_type VARCHAR NOT NULL,
+    last_id VARCHAR,
+    last_timestamp TIMESTAMPTZ,
+    updated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (asset_id, data_type)
+)
+"""
+
+OLDEST_SUFFIX = "_oldest"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """A contiguous synced range: everything from ``oldest`` up to the candle at ``newest``."""
+
+    oldest: datetime
+    newest: datetime
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch just committed: synced contiguously over ``[start, reaches)``; ``newest`` is the
+    open time of the newest candle in it, or None if the source had none there."""
+
+    start: datetime
+    reaches: datetime
+    newest: datetime | None
+
+
+def merge(current: Coverage | None, segment: Segment, step: timedelta) -> Coverage | None:
+    """The coverage after committing ``segment``; unchanged if it would leave a gap."""
+    if current is None:
+        if segment.newest is None:
+            return None
+        return Coverage(segment.start, segment.newest)
+    touches = segment.start <= current.newest + step and segment.reaches >= current.oldest
+    if not touches:
+        return current
+    newest = max(current.newest, segment.newest) if segment.newest else current.newest
+    return Coverage(min(current.oldest, segment.start), newest)
+
+
+def ensure(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(DDL)
+
+
+def read_coverage(con: duckdb.DuckDBPyConnection, asset_id: str, data_type: str) -> Coverage | None:
+    ensure(con)
+    rows = dict(
+        con.execute(
+            "SELECT data_type, last_timestamp FROM ingestion_state "
+            "WHERE asset_id = ? AND data_type IN (?, ?)",
+            [asset_id, data_type, data_type + OLDEST_SUFFIX],
+        ).fetchall()
+    )
+    newest, oldest = rows.get(data_type), rows.get(data_type + OLDEST_SUFFIX)
+    if newest is None or oldest is None:
+        return None
+    return Coverage(oldest=oldest, newest=newest)
+
+
+def commit_segment(
+    con: duckdb.DuckDBPyConnection,
+    asset_id: str,
+    data_type: str,
+    segment: Segment,
+    step: timedelta,
+    now: datetime,
+) -> Coverage | None:
+    """Merge ``segment`` into the stored coverage, inside the caller's transaction."""
+    current = read_coverage(con, asset_id, data_type)
+    merged = merge(current, segment, step)
+    if merged is not None and merged != current:
+        write(con, asset_id, data_type, last_timestamp=merged.newest, now=now)
+        write(con, asset_id, data_type + OLDEST_SUFFIX, last_timestamp=merged.oldest, now=now)
+    return merged
+
+
+def write(
+    con: duckdb.DuckDBPyConnection,
+    asset_id: str,
+    data_type: str,
+    *,
+    now: datetime,
+    last_timestamp: datetime | None = None,
+    last_id: str | None = None,
+) -> None:
+    ensure(con)
+    con.execute(
+        "INSERT INTO ingestion_state VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (asset_id, data_type) DO UPDATE SET last_id = excluded.last_id, "
+        "last_timestamp = excluded.last_timestamp, updated_at = excluded.updated_at",
+        [asset_id, data_type, last_id, last_timestamp, now],
+    )

@@ -1,0 +1,87 @@
+"""Shared fixtures: a temporary warehouse, an ephemeral Dagster instance, a frozen demo clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from platform_pkg.market.demo import DEMO_LISTINGS, DemoMarket
+from platform_pkg.market.resources import MarketData
+from platform_pkg.market.source import RequestMeter
+from platform_pkg.warehouse.io_manager import DuckDBUpsertIOManager
+from platform_pkg.warehouse.resources import Warehouse
+
+NOW = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
+
+
+class ScriptedMarket(MarketData):
+    """The real demo market with a scripted scenario (revisions, a dropped connection).
+
+    Scenarios live in ``SCENARIOS`` because resources hold configuration, not objects.
+    """
+
+    scenario: str = "default"
+
+    def source_for(self, symbol: str, meter: RequestMeter):
+        market = SCENARIOS[self.scenario]
+        market.meter = meter
+        return market
+
+
+SCENARIOS: dict[str, DemoMarket] = {}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    """No test touches the real data/ folder or reads the developer's settings."""
+    monkeypatch.setenv("PLATFORM_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    for var in ("PLATFORM_NOW", "PLATFORM_CRYPTO_SOURCE", "PLATFORM_STOCK_SOURCE"):
+        monkeypatch.delenv(var, raising=False)
+    yield
+    SCENARIOS.clear()
+
+
+@pytest.fixture
+def warehouse_file(tmp_path) -> Path:
+    return tmp_path / "warehouse.duckdb"
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        inst.add_dynamic_partitions("symbols", list(DEMO_LISTINGS))
+        yield inst
+
+
+def resources_for(path: Path, market: MarketData | None = None, now: datetime = NOW) -> dict:
+    warehouse = Warehouse(path=str(path), lock_timeout_seconds=30)
+    return {
+        "warehouse": warehouse,
+        "io_manager": DuckDBUpsertIOManager(warehouse=warehouse),
+        "market": market or MarketData(now=now.isoformat()),
+    }
+
+
+def scripted(name: str, market: DemoMarket) -> ScriptedMarket:
+    SCENARIOS[name] = market
+    return ScriptedMarket(scenario=name)
+
+
+def range_tags(symbol: str, first: str, last: str) -> dict[str, str]:
+    return {
+        "dagster/asset_partition_range_start": f"{first}|{symbol}",
+        "dagster/asset_partition_range_end": f"{last}|{symbol}",
+    }
+
+
+def rows(path: Path, sql: str, params: list | None = None):
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
