@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidSymbolError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
-    print(f"added {len(added)} symbol(s): {' '.join(added)}" if added else "all symbols already known")
+    print(
+        f"added {len(added)} symbol(s): {' '.join(added)}" if added else "all symbols already known"
+    )
     return 0
 
 

@@ -12,7 +12,7 @@ import re
 MAX_SYMBOL_LENGTH = 32
 
 # Letters, digits and the punctuation real tickers use: BTC-USDT, BRK.B, EURUSD=X, GC=F, ^GSPC.
-_ALLOWED = re.compile(r"^[A-Z0-9][A-Z0-9.\-=^_]*$")
+_ALLOWED = re.compile(r"^[A-Z0-9^][A-Z0-9.\-=^_]*$")
 
 
 class InvalidSymbolError(ValueError):
@@ -32,11 +32,18 @@ def canonical_symbol(raw: object) -> str:
         raise InvalidSymbolError("symbol is empty")
     if any(ch.isspace() for ch in raw):
         raise InvalidSymbolError(f"symbol {raw!r} contains whitespace")
-    for forbidden, why in (("|", "separates partition dimensions"), (",", "separates partition keys")):
+    for forbidden, why in (
+        ("|", "separates partition dimensions"),
+        (",", "separates partition keys"),
+    ):
         if forbidden in raw:
-            raise InvalidSymbolError(f"symbol {raw!r} contains {forbidden!r}, which {why} in Dagster")
+            raise InvalidSymbolError(
+                f"symbol {raw!r} contains {forbidden!r}, which {why} in Dagster"
+            )
     if ".." in raw:
-        raise InvalidSymbolError(f"symbol {raw!r} contains '..'; '...' marks partition ranges in Dagster")
+        raise InvalidSymbolError(
+            f"symbol {raw!r} contains '..'; '...' marks partition ranges in Dagster"
+        )
     if len(raw) > MAX_SYMBOL_LENGTH:
         raise InvalidSymbolError(
             f"symbol {raw[:40]!r}... is {len(raw)} characters long; the limit is {MAX_SYMBOL_LENGTH}"

@@ -67,8 +67,9 @@ def resources_for(path: Path, market: MarketData | None = None, now: datetime = 
 
 
 def scripted(name: str, market: DemoMarket) -> ScriptedMarket:
+    """A market resource serving ``market``, with the run's clock frozen at the market's now."""
     SCENARIOS[name] = market
-    return ScriptedMarket(scenario=name)
+    return ScriptedMarket(scenario=name, now=market.clock().isoformat())
 
 
 def range_tags(symbol: str, first: str, last: str) -> dict[str, str]:

@@ -115,11 +115,18 @@ class DemoMarket:
     def earliest(self, symbol: str, interval: str) -> datetime | None:
         return datetime.combine(self.listing(symbol).listed, datetime.min.time(), tzinfo=UTC)
 
-    def fetch_page(self, symbol: str, interval: str, start: datetime, end: datetime) -> pd.DataFrame:
+    def fetch_page(
+        self, symbol: str, interval: str, start: datetime, end: datetime
+    ) -> pd.DataFrame:
         listing = self.listing(symbol)
         self.meter.count(self.name)
-        if self.fail_on_request is not None and self.meter.requests[self.name] == self.fail_on_request:
-            raise ConnectionError(f"demo market: connection reset on request {self.fail_on_request}")
+        if (
+            self.fail_on_request is not None
+            and self.meter.requests[self.name] == self.fail_on_request
+        ):
+            raise ConnectionError(
+                f"demo market: connection reset on request {self.fail_on_request}"
+            )
         frame = self.candles(listing.symbol, interval, start, end)
         return frame.iloc[: self.page_limit].reset_index(drop=True)
 
@@ -139,13 +146,17 @@ class DemoMarket:
             frame = frame[(frame["ts"] >= lo) & (frame["ts"] < hi)]
         return self._apply_revisions(symbol, interval, frame.reset_index(drop=True))
 
-    def _hourly(self, listing: DemoListing, lo: datetime, hi: datetime, now: datetime) -> pd.DataFrame:
+    def _hourly(
+        self, listing: DemoListing, lo: datetime, hi: datetime, now: datetime
+    ) -> pd.DataFrame:
         walk = _walk(listing.symbol)
         listed_ms = int(self.earliest(listing.symbol, "1h").timestamp() * 1000)
         first = (int(lo.timestamp() * 1000) - listed_ms + HOUR_MS - 1) // HOUR_MS
         last = (int(hi.timestamp() * 1000) - listed_ms + HOUR_MS - 1) // HOUR_MS  # exclusive
         if last > _HORIZON_HOURS:
-            raise ValueError(f"the demo market's walk for {listing.symbol} ends in {_HORIZON_HOURS} hours")
+            raise ValueError(
+                f"the demo market's walk for {listing.symbol} ends in {_HORIZON_HOURS} hours"
+            )
         idx = np.arange(first, last)
         ts_ms = listed_ms + idx * HOUR_MS
         open_mask = _in_session(ts_ms, listing.session)
@@ -161,7 +172,9 @@ class DemoMarket:
         return _frame(ts_ms, open_, high, low, close, volume, progress >= 1.0, self.name)
 
     def _apply_revisions(self, symbol: str, interval: str, frame: pd.DataFrame) -> pd.DataFrame:
-        mine = {ts: fix for (s, i, ts), fix in self.revisions.items() if s == symbol and i == interval}
+        mine = {
+            ts: fix for (s, i, ts), fix in self.revisions.items() if s == symbol and i == interval
+        }
         if not mine or frame.empty:
             return frame
         frame = frame.copy()

@@ -42,7 +42,9 @@ class PriceSource(Protocol):
     page_limit: int
     meter: RequestMeter
 
-    def fetch_page(self, symbol: str, interval: str, start: datetime, end: datetime) -> pd.DataFrame:
+    def fetch_page(
+        self, symbol: str, interval: str, start: datetime, end: datetime
+    ) -> pd.DataFrame:
         """Candles of ``symbol`` opening in ``[start, end)``, ascending, at most ``page_limit``.
 
         Returns a frame with :data:`~platform_pkg.market.candles.CANDLE_COLUMNS`. May return fewer

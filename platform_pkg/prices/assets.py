@@ -1,6 +1,5 @@
 """Price candle assets, partitioned by symbol × date and fetched as ranged runs."""
 
-
 import dagster as dg
 from pydantic import Field
 

@@ -124,11 +124,17 @@ class PriceIngestion(BatchStream):
             source = self.source_for(window.symbol, self.meter)
             entry.source = source.name
             start, end = self._clamp(window, source)
-            segments = plan_segments(start, end, before, self.step, self.lookback, self.full_refresh)
-            self._info(f"{window} {self.data_type}: fetching {_describe(segments)} from {source.name}")
+            segments = plan_segments(
+                start, end, before, self.step, self.lookback, self.full_refresh
+            )
+            self._info(
+                f"{window} {self.data_type}: fetching {_describe(segments)} from {source.name}"
+            )
             for seg_start, seg_end in segments:
                 newest = None
-                for page in paginate(source, window.symbol, self.interval, seg_start, seg_end, self.now):
+                for page in paginate(
+                    source, window.symbol, self.interval, seg_start, seg_end, self.now
+                ):
                     newest = page["ts"].iloc[-1].to_pydatetime()
                     entry.rows_fetched += len(page)
                     entry.api_requests = self.meter.total - requests_before
@@ -142,10 +148,14 @@ class PriceIngestion(BatchStream):
             entry.status = "partial" if entry.rows_inserted or entry.rows_updated else "failed"
             entry.error = f"{type(exc).__name__}: {exc}"
             self._info(f"{window} {self.data_type}: {entry.error}", warning=True)
-            yield Batch(pd.DataFrame(), _Tag(result, window.start, window.start, None, 0, final=True))
+            yield Batch(
+                pd.DataFrame(), _Tag(result, window.start, window.start, None, 0, final=True)
+            )
         else:
             entry.status = "success"
-            yield Batch(pd.DataFrame(), _Tag(result, window.start, window.start, None, 0, final=True))
+            yield Batch(
+                pd.DataFrame(), _Tag(result, window.start, window.start, None, 0, final=True)
+            )
         finally:
             entry.api_requests = self.meter.total - requests_before
 
@@ -153,8 +163,10 @@ class PriceIngestion(BatchStream):
         start, end = window.start, min(window.end, self.now)
         earliest = source.earliest(window.symbol, self.interval)
         if earliest is not None and start < earliest:
-            self._info(f"{window}: {source.name} serves {window.symbol} from {earliest:%Y-%m-%d %H:%M}; "
-                       "earlier days are left empty")
+            self._info(
+                f"{window}: {source.name} serves {window.symbol} from {earliest:%Y-%m-%d %H:%M}; "
+                "earlier days are left empty"
+            )
             start = min(earliest, end)
         return start, end
 
@@ -164,7 +176,9 @@ class PriceIngestion(BatchStream):
         frame["fetched_at"] = pd.Timestamp(datetime.now(UTC))
         return frame[list(PRICE_TABLE_COLUMNS)]
 
-    def in_transaction(self, con: duckdb.DuckDBPyConnection, batch: Batch, stats: UpsertStats) -> None:
+    def in_transaction(
+        self, con: duckdb.DuckDBPyConnection, batch: Batch, stats: UpsertStats
+    ) -> None:
         tag: _Tag = batch.tag
         entry = tag.result.entry
         if tag.newest is not None or tag.final:

@@ -30,7 +30,9 @@ class BatchStream:
     def batches(self) -> Iterator[Batch]:
         raise NotImplementedError
 
-    def in_transaction(self, con: duckdb.DuckDBPyConnection, batch: Batch, stats: UpsertStats) -> None:
+    def in_transaction(
+        self, con: duckdb.DuckDBPyConnection, batch: Batch, stats: UpsertStats
+    ) -> None:
         """Extra writes (watermarks, logs) that must commit together with ``batch``."""
 
     def committed(self, batch: Batch, stats: UpsertStats) -> None:

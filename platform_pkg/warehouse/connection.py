@@ -70,7 +70,9 @@ def connect(path: Path, *, max_wait_seconds: float = 120.0) -> Iterator[duckdb.D
 
 
 @contextmanager
-def transaction(path: Path, *, max_wait_seconds: float = 120.0) -> Iterator[duckdb.DuckDBPyConnection]:
+def transaction(
+    path: Path, *, max_wait_seconds: float = 120.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """One transaction on a fresh connection: committed on success, rolled back on any error."""
     with connect(path, max_wait_seconds=max_wait_seconds) as con:
         con.execute("BEGIN TRANSACTION")

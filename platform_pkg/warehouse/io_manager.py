@@ -52,7 +52,6 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
 
     warehouse: Warehouse
 
-
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return
@@ -113,4 +112,3 @@ def _stats_metadata(stats: UpsertStats) -> dict[str, Any]:
         "rows_updated": stats.updated,
         "rows_unchanged": stats.unchanged,
     }
-

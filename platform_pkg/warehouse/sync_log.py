@@ -63,7 +63,7 @@ def save(con: duckdb.DuckDBPyConnection, entry: SyncEntry) -> None:
     marks = ", ".join("?" for _ in values)
     updates = ", ".join(f"{c} = excluded.{c}" for c in values if c != "sync_id")
     con.execute(
-        f"INSERT INTO sync_log ({cols}) VALUES ({marks}) "  # noqa: S608 - identifiers from the dataclass
+        f"INSERT INTO sync_log ({cols}) VALUES ({marks}) "
         f"ON CONFLICT (sync_id) DO UPDATE SET {updates}",
         list(values.values()),
     )

@@ -126,7 +126,9 @@ def _dedupe_keys(con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pa.Tabl
         f"FROM {_BATCH_VIEW}"
     ).fetchall()[0]
     if nulls:
-        raise ValueError(f"{nulls} row(s) for table {spec.name} have a null key ({', '.join(spec.keys)})")
+        raise ValueError(
+            f"{nulls} row(s) for table {spec.name} have a null key ({', '.join(spec.keys)})"
+        )
     if distinct == rows:
         return batch
     # The last occurrence of a key wins, as the newest page of an overlapping fetch should.
