@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -32,13 +33,23 @@ def _git(*args: str) -> str:
     return done.stdout.strip()
 
 
+def measured_code() -> dict:
+    """Which platform_pkg the benchmarks import: the working tree (committed or not), or an export
+    of a commit put first on PYTHONPATH (``git archive`` into a directory named after it)."""
+    spec = importlib.util.find_spec("platform_pkg")
+    source = Path(next(iter(spec.submodule_search_locations))).resolve()
+    if source == ROOT / "platform_pkg":
+        dirty = _git("status", "--porcelain", "--", "platform_pkg").splitlines()
+        return {"platform_pkg": "working tree", "platform_pkg_uncommitted": len(dirty)}
+    return {"platform_pkg": str(source)}
+
+
 def machine() -> dict:
     """What the figures were measured on, and on which code."""
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": _git("rev-parse", "--short", "HEAD"),
-        # Others edit the tree while benchmarks run: say whether the measured code was committed.
-        "platform_pkg_dirty": bool(_git("status", "--porcelain", "--", "platform_pkg")),
+        **measured_code(),
         "cores": os.cpu_count(),
         # Two cores shared with other work: a busy machine shows up here, not only in the times.
         "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
