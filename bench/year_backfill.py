@@ -99,6 +99,8 @@ def run_facts(home: Path, warehouse: Path, known_runs: set[str]) -> dict:
         stats = instance.get_run_stats(run.run_id)
         steps = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)
         step_s = sum(e.dagster_event.event_specific_data.duration_ms for e in steps) / 1000
+        events = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        events_s = max(e.timestamp for e in events) - min(e.timestamp for e in events)
         record = instance.fetch_materializations(dg.AssetKey("prices_1h"), limit=1).records[0]
         meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -118,9 +120,11 @@ def run_facts(home: Path, warehouse: Path, known_runs: set[str]) -> dict:
         "materialized_partitions": stats.materializations,
         "run_duration_s": round(stats.end_time - stats.start_time, 2),
         "step_duration_s": round(step_s, 2),
-        # Fetch + upsert + watermarks (sync_log start to finish); the rest of the step is Dagster
-        # recording one materialisation event per partition.
+        # Fetch + upsert + watermarks (sync_log start to finish). Most of the rest of the step is
+        # Dagster storing one materialisation event per partition (first to last event below).
         "ingest_duration_s": round(ingest_s, 2),
+        "materialization_events": len(events),
+        "first_to_last_event_s": round(events_s, 2),
         "api_requests_metadata": meta.get("api_requests"),
         "api_requests_sync_log": requests,
         "rows_fetched": fetched,
