@@ -1,6 +1,8 @@
 """The resources every code location process uses, with their defaults (no env read at import)."""
 
 from platform_pkg.market.resources import MarketData
+from platform_pkg.portfolio.resources import PortfolioFile
+from platform_pkg.prices.schedules import RefreshSettings
 from platform_pkg.warehouse.io_manager import DuckDBUpsertIOManager
 from platform_pkg.warehouse.resources import Warehouse
 
@@ -11,4 +13,6 @@ def default_resources() -> dict:
         "warehouse": warehouse,
         "io_manager": DuckDBUpsertIOManager(warehouse=warehouse),
         "market": MarketData(),
+        "portfolio": PortfolioFile(),
+        "refresh": RefreshSettings(),
     }

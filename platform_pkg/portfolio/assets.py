@@ -1,0 +1,162 @@
+"""Portfolio assets: the validated transactions, the lines kept aside, holdings, tracked assets."""
+
+import dagster as dg
+import pandas as pd
+
+from platform_pkg.market.resources import MarketData
+from platform_pkg.portfolio import tracked
+from platform_pkg.portfolio.positions import positions
+from platform_pkg.portfolio.resources import MarketChecks, PortfolioFile
+from platform_pkg.portfolio.tables import (
+    HOLDING_COLUMNS,
+    HOLDING_KEY,
+    REJECT_COLUMNS,
+    REJECT_KEY,
+    TRANSACTION_COLUMNS,
+    TRANSACTION_KEY,
+    holdings_frame,
+    rejects_frame,
+    transactions_frame,
+    transactions_from_frame,
+)
+from platform_pkg.portfolio.transactions import parse_portfolio
+from platform_pkg.prices.assets import WAREHOUSE_POOL
+from platform_pkg.warehouse.io_manager import AUDIT_METADATA, KEY_METADATA
+from platform_pkg.warehouse.resources import Warehouse
+
+GROUP = "portfolio"
+MAX_REJECTS_SHOWN = 50
+
+
+def table_metadata(table: str, columns: dict[str, str], key: list[str], audit: list[str]) -> dict:
+    return {
+        KEY_METADATA: key,
+        AUDIT_METADATA: audit,
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name, typ) for name, typ in columns.items()]
+        ),
+        "dagster/table_name": f"warehouse.main.{table}",
+    }
+
+
+@dg.multi_asset(
+    outs={
+        "portfolio_transactions": dg.AssetOut(
+            description="The user's own transactions (buys, sells, transfers in and out) from the "
+            "portfolio file, validated, keyed by txn_id (the file's own id, else a digest of the "
+            "line's content). Lines that left the file are kept with in_file = false.",
+            metadata=table_metadata(
+                "portfolio_transactions", TRANSACTION_COLUMNS, TRANSACTION_KEY, ["loaded_at"]
+            ),
+            group_name=GROUP,
+            kinds={"duckdb", "csv"},
+        ),
+        "portfolio_rejects": dg.AssetOut(
+            description="Portfolio file lines that failed validation, with their line number, the "
+            "field at fault and the reason; kept aside until the line is fixed (then in_file = "
+            "false).",
+            metadata=table_metadata("portfolio_rejects", REJECT_COLUMNS, REJECT_KEY, ["loaded_at"]),
+            group_name=GROUP,
+            kinds={"duckdb"},
+        ),
+    },
+    pool=WAREHOUSE_POOL,
+)
+def portfolio_transactions(
+    context: dg.AssetExecutionContext,
+    portfolio: PortfolioFile,
+    market: MarketData,
+    warehouse: Warehouse,
+):
+    snapshot = portfolio.read()
+    if snapshot is None:
+        raise dg.Failure(f"there is no portfolio file at {portfolio.resolved_path()}")
+    now = market.clock()()
+    parsed = parse_portfolio(
+        snapshot.text, known_symbol=MarketChecks(market).unknown_reason, now=now
+    )
+    for reject in parsed.rejects:
+        context.log.warning(f"{snapshot.path.name}: {reject}")
+    stored_txns = _stored(warehouse, "portfolio_transactions", list(TRANSACTION_COLUMNS))
+    stored_rejects = _stored(warehouse, "portfolio_rejects", list(REJECT_COLUMNS))
+    yield dg.Output(
+        transactions_frame(parsed.transactions, stored_txns, now),
+        output_name="portfolio_transactions",
+        metadata={
+            "file": str(snapshot.path),
+            "sha256": snapshot.digest,
+            "lines": parsed.data_lines,
+            "valid": len(parsed.transactions),
+            "rejected": len(parsed.rejects),
+        },
+    )
+    listing = [f"- {r}" for r in parsed.rejects[:MAX_REJECTS_SHOWN]]
+    if len(parsed.rejects) > MAX_REJECTS_SHOWN:
+        listing.append(f"- … and {len(parsed.rejects) - MAX_REJECTS_SHOWN} more")
+    yield dg.Output(
+        rejects_frame(parsed.rejects, stored_rejects, now),
+        output_name="portfolio_rejects",
+        metadata={
+            "rejected": len(parsed.rejects),
+            "rejects": dg.MetadataValue.md("\n".join(listing) or "none"),
+        },
+    )
+
+
+@dg.asset(
+    description="Positions per account and symbol (quantity, when it was first bought or "
+    "transferred in, last transaction), replayed from the transactions in the portfolio file.",
+    metadata=table_metadata("holdings", HOLDING_COLUMNS, HOLDING_KEY, ["computed_at"]),
+    group_name=GROUP,
+    kinds={"duckdb"},
+    pool=WAREHOUSE_POOL,
+)
+def holdings(
+    context: dg.AssetExecutionContext,
+    portfolio_transactions: pd.DataFrame,
+    market: MarketData,
+    warehouse: Warehouse,
+) -> pd.DataFrame:
+    book = positions(transactions_from_frame(portfolio_transactions))
+    stored = _stored(warehouse, "holdings", ["account", "symbol"])
+    frame = holdings_frame(book, stored, market.clock()())
+    context.add_output_metadata(
+        {
+            "open_positions": sum(p.is_open for p in book),
+            "symbols_held": len({p.symbol for p in book if p.is_open}),
+            "accounts": len({p.account for p in book}),
+        }
+    )
+    return frame
+
+
+tracked_assets = dg.AssetSpec(
+    "tracked_assets",
+    description="The symbols the platform fetches prices for: one row per symbol ever held, "
+    "with tracking_users (accounts holding it now), is_active, first/last tracked, the first "
+    "acquisition, where its history starts and the last price update. Written by the holdings "
+    "sensor on every portfolio change.",
+    deps=["portfolio_transactions"],
+    metadata={
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name, typ) for name, typ in tracked.COLUMNS.items()]
+        ),
+        "dagster/table_name": f"warehouse.main.{tracked.TABLE}",
+    },
+    group_name=GROUP,
+    kinds={"duckdb"},
+)
+
+
+def _stored(warehouse: Warehouse, table: str, columns: list[str]) -> pd.DataFrame | None:
+    """The stored rows of ``table`` (only ``columns``), or None before its first write."""
+    with warehouse.connection() as con:
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_name = ?",
+            [table],
+        ).fetchall()[0][0]
+        if not exists:
+            return None
+        cols = ", ".join(f'"{c}"' for c in columns)
+        return con.execute(f'SELECT {cols} FROM "{table}"').df()  # noqa: S608 - identifiers from code

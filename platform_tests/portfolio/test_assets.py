@@ -1,0 +1,93 @@
+"""Portfolio assets through the real machinery: validated transactions, rejects kept aside, holdings."""
+
+import dagster as dg
+import pytest
+
+from platform_pkg.portfolio.assets import holdings, portfolio_transactions
+from platform_pkg.portfolio.resources import PortfolioFile
+from platform_tests.conftest import resources_for, rows
+
+HEADER = "date,account,symbol,asset_class,side,quantity,price,currency,fee\n"
+BUY_AAPL = "2026-01-05,broker,AAPL,stock,buy,10,180,USD,1"
+BUY_BTC = "2026-02-01,wallet,BTC-USDT,crypto,buy,0.5,90000,USDT,2"
+SELL_AAPL = "2026-03-01,broker,AAPL,stock,sell,4,190,USD,1"
+BAD = "2026-03-02,broker,AAPL,stock,sell,-4,190,USD,1"
+
+
+@pytest.fixture
+def portfolio(tmp_path):
+    return tmp_path / "portfolio.csv"
+
+
+def materialize(instance, tmp_path, portfolio, *lines):
+    portfolio.write_text(HEADER + "".join(f"{line}\n" for line in lines))
+    resources = resources_for(tmp_path / "warehouse.duckdb") | {
+        "portfolio": PortfolioFile(path=str(portfolio))
+    }
+    result = dg.materialize(
+        [portfolio_transactions, holdings], instance=instance, resources=resources
+    )
+    assert result.success
+    return result
+
+
+def test_transactions_rejects_and_holdings_land_in_the_warehouse(instance, tmp_path, portfolio):
+    result = materialize(instance, tmp_path, portfolio, BUY_AAPL, BUY_BTC, SELL_AAPL, BAD)
+    wh = tmp_path / "warehouse.duckdb"
+    assert rows(
+        wh, "SELECT line, symbol, side, quantity, in_file FROM portfolio_transactions ORDER BY line"
+    ) == [
+        (2, "AAPL", "buy", 10.0, True),
+        (3, "BTC-USDT", "buy", 0.5, True),
+        (4, "AAPL", "sell", 4.0, True),
+    ]
+    assert rows(wh, "SELECT line, field, reason, raw, in_file FROM portfolio_rejects") == [
+        (5, "quantity", "-4 is not positive; the side gives the direction", BAD, True)
+    ]
+    assert rows(
+        wh,
+        "SELECT account, symbol, quantity, is_open, first_purchase_at::DATE::VARCHAR FROM holdings ORDER BY 1",
+    ) == [
+        ("broker", "AAPL", 6.0, True, "2026-01-05"),
+        ("wallet", "BTC-USDT", 0.5, True, "2026-02-01"),
+    ]
+    meta = result.asset_materializations_for_node("portfolio_transactions")[0].metadata
+    assert (meta["valid"].value, meta["rejected"].value) == (3, 1)
+
+
+def test_an_edited_file_retires_what_left_it(instance, tmp_path, portfolio):
+    materialize(instance, tmp_path, portfolio, BUY_AAPL, BUY_BTC, SELL_AAPL, BAD)
+    # The bad line is fixed and the BTC line deleted.
+    materialize(instance, tmp_path, portfolio, BUY_AAPL, SELL_AAPL, BAD.replace("-4", "6"))
+    wh = tmp_path / "warehouse.duckdb"
+    assert rows(wh, "SELECT symbol, in_file FROM portfolio_transactions ORDER BY symbol, line") == [
+        ("AAPL", True),
+        ("AAPL", True),
+        ("AAPL", True),
+        ("BTC-USDT", False),
+    ]
+    assert rows(wh, "SELECT line, in_file FROM portfolio_rejects") == [(5, False)]
+    assert rows(wh, "SELECT symbol, quantity, is_open FROM holdings ORDER BY symbol") == [
+        ("AAPL", 0.0, False),
+        ("BTC-USDT", 0.0, False),
+    ]
+
+
+def test_rematerialising_the_same_file_changes_nothing(instance, tmp_path, portfolio):
+    materialize(instance, tmp_path, portfolio, BUY_AAPL, BUY_BTC)
+    again = materialize(instance, tmp_path, portfolio, BUY_AAPL, BUY_BTC)
+    for node in ("portfolio_transactions", "holdings"):
+        meta = again.asset_materializations_for_node(node)[0].metadata
+        assert (meta["rows_inserted"].value, meta["rows_updated"].value) == (0, 0), node
+
+
+def test_a_missing_file_fails_with_its_path(instance, tmp_path, portfolio):
+    resources = resources_for(tmp_path / "warehouse.duckdb") | {
+        "portfolio": PortfolioFile(path=str(portfolio))
+    }
+    result = dg.materialize(
+        [portfolio_transactions], instance=instance, resources=resources, raise_on_error=False
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert str(portfolio) in failure.step_failure_data.error.message

@@ -1,0 +1,254 @@
+"""The holdings sensor through the real machinery: each portfolio change, its runs and its cursor."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from platform_pkg.definitions import defs
+from platform_pkg.market.demo import DemoMarket
+from platform_pkg.market.resources import MarketData
+from platform_pkg.portfolio.resources import PortfolioFile
+from platform_pkg.portfolio.sensors import holdings_sensor, sensor_interval_seconds
+from platform_pkg.portfolio.tracking import HoldingsCursor
+from platform_pkg.prices.assets import prices_1d, prices_1h
+from platform_tests.conftest import resources_for, rows
+
+NOW = datetime(2026, 6, 15, 10, 30, tzinfo=UTC)
+HEADER = "date,account,symbol,asset_class,side,quantity,price,currency,fee\n"
+ASSETS = {"prices_1d": prices_1d, "prices_1h": prices_1h}
+
+
+class Portfolio:
+    """A portfolio file, an instance with no symbols yet, and a sensor ticking over them."""
+
+    def __init__(self, tmp_path, instance, history_days=365):
+        self.history_days = history_days
+        self.path = tmp_path / "portfolio.csv"
+        self.path.write_text(HEADER)
+        self.warehouse = tmp_path / "warehouse.duckdb"
+        self.instance = instance
+        self.cursor: str | None = None
+
+    def resources(self, now=NOW):
+        return resources_for(self.warehouse, MarketData(now=now.isoformat())) | {
+            "portfolio": PortfolioFile(path=str(self.path), history_days=self.history_days)
+        }
+
+    def append(self, *lines):
+        with self.path.open("a") as f:
+            f.writelines(f"{line}\n" for line in lines)
+
+    def tick(self, now=NOW, run=True):
+        with dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursor,
+            resources=self.resources(now),
+            definitions=defs,
+        ) as context:
+            result = holdings_sensor(context)
+        if isinstance(result, dg.SkipReason):
+            return result
+        for request in result.dynamic_partitions_requests:
+            self.instance.add_dynamic_partitions(
+                request.partitions_def_name, request.partition_keys
+            )
+        self.cursor = result.cursor
+        if run:
+            for request in self.price_requests(result):
+                self.execute(request, now)
+        return result
+
+    @staticmethod
+    def price_requests(result):
+        return [r for r in result.run_requests if r.run_key.startswith("prices_")]
+
+    def execute(self, request, now=NOW):
+        (asset_key,) = request.asset_selection
+        outcome = dg.materialize(
+            [ASSETS[asset_key.path[-1]]],
+            instance=self.instance,
+            resources=self.resources(now),
+            tags=request.tags,
+        )
+        assert outcome.success
+
+    def tracked(self):
+        return rows(
+            self.warehouse,
+            "SELECT asset_id, is_active, tracking_users FROM tracked_assets ORDER BY asset_id",
+        )
+
+
+@pytest.fixture
+def pf(tmp_path):
+    """Ranges of a few weeks: a year costs ~5 s per run in Dagster's own bookkeeping alone."""
+    with dg.instance_for_test() as instance:
+        yield Portfolio(tmp_path, instance, history_days=20)
+
+
+@pytest.fixture
+def year(tmp_path):
+    with dg.instance_for_test() as instance:
+        yield Portfolio(tmp_path, instance)
+
+
+def spans(result):
+    return sorted(
+        (
+            r.asset_selection[0].path[-1],
+            r.tags["dagster/asset_partition_range_start"],
+            r.tags["dagster/asset_partition_range_end"],
+        )
+        for r in Portfolio.price_requests(result)
+    )
+
+
+def stored(path, table, symbol):
+    frame = pd.DataFrame(
+        rows(
+            path,
+            f"SELECT ts, open, high, low, close, volume, is_final FROM {table} WHERE symbol = ? ORDER BY ts",
+            [symbol],
+        ),
+        columns=["ts", "open", "high", "low", "close", "volume", "is_final"],
+    )
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    return frame
+
+
+def demo(symbol, interval, first, now=NOW):
+    start = datetime.fromisoformat(first).replace(tzinfo=UTC)
+    frame = DemoMarket(clock=lambda: now).candles(symbol, interval, start, now + timedelta(days=1))
+    return frame.drop(columns="source").reset_index(drop=True)
+
+
+def test_a_new_symbol_gets_its_partition_and_one_ranged_run_per_asset_in_the_same_tick(year):
+    pf = year
+    pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
+    result = pf.tick(run=False)
+    assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["ETH-USDT"]]
+    assert spans(result) == [
+        ("prices_1d", "2025-05-01|ETH-USDT", "2026-06-15|ETH-USDT"),
+        ("prices_1h", "2025-05-01|ETH-USDT", "2026-06-15|ETH-USDT"),
+    ]
+    portfolio_run = [r for r in result.run_requests if r.run_key.startswith("portfolio:")]
+    assert [k.path[-1] for k in portfolio_run[0].asset_selection] == [
+        "portfolio_transactions",
+        "portfolio_rejects",
+        "holdings",
+    ]
+    assert pf.tracked() == [("ETH-USDT", True, 1)]
+    assert result.asset_events[0].asset_key == dg.AssetKey("tracked_assets")
+    for request in pf.price_requests(result):
+        pf.execute(request)
+    for table, interval in (("prices_1d", "1d"), ("prices_1h", "1h")):
+        pd.testing.assert_frame_equal(
+            stored(pf.warehouse, table, "ETH-USDT"),
+            demo("ETH-USDT", interval, "2025-05-01"),
+            check_dtype=False,
+        )
+    assert isinstance(pf.tick(), dg.SkipReason)  # nothing changed since
+
+
+def test_buying_more_raises_the_count_and_fetches_nothing(pf):
+    pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
+    pf.tick()
+    pf.append("2026-06-01,wallet,ETH-USDT,crypto,buy,2,3100,USDT,0")
+    again = pf.tick()
+    assert spans(again) == [] and again.dynamic_partitions_requests == []
+    assert pf.tracked() == [("ETH-USDT", True, 2)]
+
+
+def test_an_earlier_purchase_backfills_only_the_older_range(pf):
+    pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
+    pf.tick()
+    pf.append("2026-03-10,wallet,ETH-USDT,crypto,buy,2,2500,USDT,0")
+    older = pf.tick()
+    assert spans(older) == [
+        ("prices_1d", "2026-02-18|ETH-USDT", "2026-04-10|ETH-USDT"),
+        ("prices_1h", "2026-02-18|ETH-USDT", "2026-04-10|ETH-USDT"),
+    ]
+    pd.testing.assert_frame_equal(
+        stored(pf.warehouse, "prices_1h", "ETH-USDT"),
+        demo("ETH-USDT", "1h", "2026-02-18"),
+        check_dtype=False,
+    )
+    oldest = rows(
+        pf.warehouse,
+        "SELECT last_timestamp FROM ingestion_state WHERE asset_id = 'ETH-USDT' AND data_type = 'prices_1h_oldest'",
+    )
+    assert oldest == [(datetime(2026, 2, 18, tzinfo=UTC),)]
+
+
+def test_sold_to_zero_stops_tracking_and_bought_again_fills_the_gap(pf):
+    pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
+    pf.tick()
+    pf.append("2026-06-15T09:00:00Z,broker,ETH-USDT,crypto,sell,1,3200,USDT,0")
+    sold = pf.tick()
+    assert spans(sold) == []
+    assert pf.tracked() == [("ETH-USDT", False, 0)]
+    later = NOW + timedelta(days=5)
+    pf.append("2026-06-20T09:00:00Z,broker,ETH-USDT,crypto,buy,1,3300,USDT,0")
+    again = pf.tick(now=later)
+    assert spans(again) == [
+        ("prices_1d", "2026-06-15|ETH-USDT", "2026-06-20|ETH-USDT"),
+        ("prices_1h", "2026-06-15|ETH-USDT", "2026-06-20|ETH-USDT"),
+    ]
+    assert pf.tracked() == [("ETH-USDT", True, 1)]
+    pd.testing.assert_frame_equal(
+        stored(pf.warehouse, "prices_1h", "ETH-USDT"),
+        demo("ETH-USDT", "1h", "2026-04-11", now=later),
+        check_dtype=False,
+    )
+
+
+def test_bad_lines_are_logged_and_the_good_ones_still_tracked(pf, capfd):
+    pf.append(
+        "2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0",
+        "2026-05-02,broker,NOPE,stock,buy,1,1,USD,0",
+    )
+    result = pf.tick(run=False)
+    assert {r.tags["dagster/asset_partition_range_start"] for r in pf.price_requests(result)} == {
+        "2026-04-11|ETH-USDT"
+    }
+    assert "line 3, symbol: unknown symbol 'NOPE'" in capfd.readouterr().err
+
+
+def test_a_failed_tick_loses_no_change(pf, tmp_path):
+    pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
+    pf.warehouse.mkdir()  # the warehouse cannot be opened: the tick fails after reading the file
+    with pytest.raises(Exception, match="warehouse"):
+        pf.tick(run=False)
+    assert pf.cursor is None
+    pf.warehouse.rmdir()
+    retried = pf.tick(run=False)
+    assert len(spans(retried)) == 2
+    assert HoldingsCursor.parse(retried.cursor).lines == 1
+
+
+def test_run_keys_name_the_range_so_a_repeated_tick_is_deduplicated(pf):
+    pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
+    first = pf.tick(run=False)
+    pf.cursor = None  # as if the daemon died before storing the cursor
+    second = pf.tick(run=False)
+    assert [r.run_key for r in first.run_requests] == [r.run_key for r in second.run_requests]
+    assert pf.price_requests(first)[0].run_key == "prices_1d:ETH-USDT:2026-04-11:2026-06-15"
+
+
+def test_no_portfolio_file_is_a_skip_naming_the_path(pf):
+    pf.path.unlink()
+    skip = pf.tick()
+    assert isinstance(skip, dg.SkipReason)
+    assert str(pf.path) in skip.skip_message
+
+
+def test_the_interval_comes_from_the_environment_and_is_checked(monkeypatch):
+    monkeypatch.delenv("PLATFORM_HOLDINGS_SENSOR_SECONDS", raising=False)
+    assert sensor_interval_seconds() == 10
+    monkeypatch.setenv("PLATFORM_HOLDINGS_SENSOR_SECONDS", "2")
+    assert sensor_interval_seconds() == 2
+    monkeypatch.setenv("PLATFORM_HOLDINGS_SENSOR_SECONDS", "0")
+    with pytest.raises(ValueError, match="PLATFORM_HOLDINGS_SENSOR_SECONDS='0'"):
+        sensor_interval_seconds()
