@@ -28,3 +28,63 @@ def asset_class_of(symbol: str) -> str:
     if sep and base and quote in _CRYPTO_QUOTES:
         return "crypto"
     return "stock"
+
+
+def split_pair(symbol: str) -> tuple[str, str]:
+    """``BTC-USDT`` → ``("BTC", "USDT")``; the base may itself contain dashes, the quote not."""
+    base, sep, quote = symbol.rpartition("-")
+    if not sep or not base or not quote:
+        raise ValueError(f"{symbol!r} is not an exchange pair of the form BASE-QUOTE")
+    return base, quote
+
+
+def exchange_market(symbol: str) -> str:
+    """The ccxt unified market of a platform pair: ``BTC-USDT`` ↔ ``BTC/USDT``."""
+    base, quote = split_pair(symbol)
+    return f"{base}/{quote}"
+
+
+# CoinGecko names coins by id, not ticker (many coins share a ticker), so the fallback serves
+# only coins listed here. Quotes pegged to a currency are priced in that currency.
+COINGECKO_IDS: dict[str, str] = {
+    "BTC": "bitcoin",
+    "ETH": "ethereum",
+    "SOL": "solana",
+    "BNB": "binancecoin",
+    "XRP": "ripple",
+    "ADA": "cardano",
+    "DOGE": "dogecoin",
+    "AVAX": "avalanche-2",
+    "DOT": "polkadot",
+    "LINK": "chainlink",
+    "LTC": "litecoin",
+    "TRX": "tron",
+    "MATIC": "matic-network",
+    "POL": "polygon-ecosystem-token",
+    "ATOM": "cosmos",
+    "UNI": "uniswap",
+    "XLM": "stellar",
+    "BCH": "bitcoin-cash",
+    "TON": "the-open-network",
+    "SHIB": "shiba-inu",
+}
+COINGECKO_VS: dict[str, str] = {
+    "USDT": "usd",
+    "USDC": "usd",
+    "BUSD": "usd",
+    "FDUSD": "usd",
+    "USD": "usd",
+    "EUR": "eur",
+    "BTC": "btc",
+    "ETH": "eth",
+}
+
+
+def coingecko_coin(symbol: str) -> tuple[str, str] | None:
+    """``BTC-USDT`` → ``("bitcoin", "usd")``, or None if CoinGecko is not mapped for it."""
+    try:
+        base, quote = split_pair(symbol)
+    except ValueError:
+        return None
+    coin, vs = COINGECKO_IDS.get(base), COINGECKO_VS.get(quote)
+    return (coin, vs) if coin and vs else None

@@ -93,7 +93,8 @@ class DemoMarket:
     """The demo price source. ``clock`` is injectable so tests and benchmarks are reproducible.
 
     ``revisions`` lets a test play a late correction: ``{(symbol, interval, ts): {"close": x}}``
-    changes those fields of that candle from then on, as an exchange fixing bad data would.
+    changes those fields of that candle from then on, as an exchange fixing bad data would
+    (high and low widen to take in a corrected open or close).
     ``fail_on_request`` makes the n-th request (1-based) raise, as a dropped connection would.
     """
 
@@ -182,6 +183,10 @@ class DemoMarket:
             hit = frame["ts"] == pd.Timestamp(ts)
             for col, value in fix.items():
                 frame.loc[hit, col] = value
+            # A corrected candle is still a candle: its range takes in the corrected prices.
+            body = frame.loc[hit, ["open", "close"]]
+            frame.loc[hit, "high"] = np.maximum(frame.loc[hit, "high"], body.max(axis=1))
+            frame.loc[hit, "low"] = np.minimum(frame.loc[hit, "low"], body.min(axis=1))
         return frame
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import pandas as pd
@@ -59,6 +59,18 @@ class PriceSource(Protocol):
 
 class UnknownSymbolError(LookupError):
     """The source does not list the symbol."""
+
+
+# Optional members a source may have beyond the protocol (the demo market has none of them).
+def source_grid(source: PriceSource, interval: str) -> timedelta:
+    """The spacing a source's open times sit on: ``source.grid(interval)``, else the interval."""
+    grid = getattr(source, "grid", None)
+    return grid(interval) if grid is not None else interval_delta(interval)
+
+
+def volume_required(source: PriceSource) -> bool:
+    """False for sources that have no per-candle volume (CoinGecko)."""
+    return bool(getattr(source, "volume_required", True))
 
 
 def paginate(
