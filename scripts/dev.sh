@@ -2,4 +2,12 @@
 # Set everything up and start the platform on the demo market: Dagster webserver + daemon.
 source "$(dirname "$0")/_env.sh"
 python -m platform_pkg.cli symbols add --demo
+# A fresh clone gets the sample portfolio, so the holdings sensor and the schedules have work.
+if [ -z "${PLATFORM_PORTFOLIO:-}" ] && [ ! -f data/portfolio.csv ]; then
+  cp data/demo/portfolio.csv data/portfolio.csv
+fi
+# One "planned" event per ranged run instead of one per partition (a year's backfill otherwise
+# spends ~10 s writing 365 of them before it starts; caveat: a failed ranged run does not mark
+# its partitions failed).
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS="${DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS:-1}"
 exec dagster dev -w workspace.yaml -h "${HOST:-127.0.0.1}" -p "${PORT:-3000}"
