@@ -35,20 +35,22 @@ def _git(*args: str) -> str:
 
 def measured_code() -> dict:
     """Which platform_pkg the benchmarks import: the working tree (committed or not), or an export
-    of a commit put first on PYTHONPATH (``git archive`` into a directory named after it)."""
+    of one commit put first on PYTHONPATH (``git archive``, with the commit in a COMMIT file)."""
     spec = importlib.util.find_spec("platform_pkg")
     source = Path(next(iter(spec.submodule_search_locations))).resolve()
     if source == ROOT / "platform_pkg":
         dirty = _git("status", "--porcelain", "--", "platform_pkg").splitlines()
-        return {"platform_pkg": "working tree", "platform_pkg_uncommitted": len(dirty)}
-    return {"platform_pkg": str(source)}
+        return {"platform_pkg": "working tree", "platform_pkg_uncommitted_files": len(dirty)}
+    marker = source.parent / "COMMIT"
+    commit = marker.read_text().strip() if marker.exists() else "unknown"
+    return {"platform_pkg": f"export of {commit}", "platform_pkg_path": str(source)}
 
 
 def machine() -> dict:
     """What the figures were measured on, and on which code."""
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _git("rev-parse", "--short", "HEAD"),
+        "repo_head": _git("rev-parse", "--short", "HEAD"),
         **measured_code(),
         "cores": os.cpu_count(),
         # Two cores shared with other work: a busy machine shows up here, not only in the times.
