@@ -114,6 +114,8 @@ class YahooSource:
     def fetch_page(
         self, symbol: str, interval: str, start: datetime, end: datetime
     ) -> pd.DataFrame:
+        # yfinance keeps answers for past ranges in memory; a re-read must reach Yahoo.
+        self.yf.data.YfData.cache_get.cache_clear()
         ticker = self.yf.Ticker(symbol, session=self.session)
         # A daily bar is stamped at its session's open in the exchange's zone, which can be the
         # evening before in UTC (FX opens at 00:00 London): ask a day wider, keep by trading date.

@@ -131,6 +131,7 @@ class FakeBinance(FakeServer):
         end_ms = int(q["endTime"]) + 1 if "endTime" in q else now_ms + step
         start_ms = int(q["startTime"]) if "startTime" in q else end_ms - limit * step
         start_ms -= self.overlap * step
+        end_ms = min(end_ms, start_ms + limit * step)  # never more than a page to build
         rows = self.klines(symbol_id, interval, start_ms, end_ms)[:limit]
         if self.short is not None:
             rows = rows[: self.short]

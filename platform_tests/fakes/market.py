@@ -29,3 +29,45 @@ def real_market(tmp_path: Path, now=NOW, **fields) -> MarketData:
     """A :class:`MarketData` with its shared state under ``tmp_path`` and fast retries."""
     values = {"state_dir": str(tmp_path / "sources"), "now": now.isoformat(), **FAST, **fields}
     return MarketData(**values)
+
+
+def materialize(instance, path, asset, tags, market, ok=True):
+    """Materialise ``asset`` for the partitions ``tags`` name; returns (result, metadata)."""
+    import dagster as dg
+
+    from platform_tests.conftest import resources_for
+
+    result = dg.materialize(
+        [asset],
+        instance=instance,
+        resources=resources_for(path, market),
+        tags=tags,
+        raise_on_error=False,
+    )
+    assert result.success is ok, [e.message for e in result.all_events if e.is_failure]
+    mats = result.asset_materializations_for_node(asset.key.path[-1])
+    meta = {k: v.value for k, v in mats[0].metadata.items()} if mats else None
+    return result, meta
+
+
+def failure_message(result) -> str:
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    return failure.step_failure_data.error.to_string()
+
+
+def stored(path, table, symbol):
+    import pandas as pd
+
+    from platform_tests.conftest import rows
+
+    cols = ["ts", "open", "high", "low", "close", "volume", "is_final", "source"]
+    frame = pd.DataFrame(
+        rows(
+            path,
+            f"SELECT {', '.join(cols)} FROM {table} WHERE symbol = ? ORDER BY ts",
+            [symbol],
+        ),
+        columns=cols,
+    )
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    return frame

@@ -46,14 +46,14 @@ class Response:
 
 @dataclass
 class Fault:
-    """Applies to requests whose path contains ``path``: after letting ``skip`` through, the next
-    ``times`` get ``status`` (with ``headers``/``body``), or are answered after ``delay`` seconds
-    (``status=None``), or have their connection dropped (``reset``)."""
+    """The next ``times`` requests whose path contains ``path`` get ``status`` (with
+    ``headers``/``body``), or are answered after ``delay`` seconds, or have their connection
+    dropped (``reset``). Faults form a queue: each applies once those before it (for the same
+    path) are used up; a fault with no status, delay or reset lets its requests through."""
 
     path: str
     status: int | None = None
     times: int = 1
-    skip: int = 0
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | str | object = b""
     content_type: str = "application/json"
@@ -156,9 +156,7 @@ class FakeServer:
 
     def _fault_for(self, request: Request) -> Fault | None:
         for fault in self.faults:
-            if fault.path not in request.path or fault.hits >= fault.skip + fault.times:
-                continue
-            fault.hits += 1
-            if fault.hits > fault.skip:
+            if fault.path in request.path and fault.hits < fault.times:
+                fault.hits += 1
                 return fault
         return None
