@@ -38,6 +38,7 @@ class FakeBinance(FakeServer):
         api_key: str | None = None,
         api_secret: str | None = None,
         weight_limit: int | None = None,
+        draws: dict[str, str] | None = None,
     ):
         super().__init__(self.route)
         self.market = market
@@ -47,6 +48,9 @@ class FakeBinance(FakeServer):
             "ETHUSDT": ("ETH", "USDT"),
             "SOLUSDT": ("SOL", "USDT"),
         }
+        # Which demo symbol a pair's candles come from (default BASE-QUOTE): benchmarks list
+        # more pairs than the demo market has.
+        self.draws = draws or {}
         self.api_key, self.api_secret = api_key, api_secret
         self.weight_limit = weight_limit
         self.short: int | None = None  # at most this many candles per answer
@@ -55,13 +59,16 @@ class FakeBinance(FakeServer):
         self.trades: dict[str, list[dict]] = {}
         self._weight_lock = threading.Lock()
         self._minute, self._used = 0, 0
+        self.throttled = 0  # 429s answered for going over ``weight_limit``
 
     # -- what the exchange holds ------------------------------------------------------------
     def klines(self, symbol_id: str, interval: str, start_ms: int, end_ms: int) -> list[list]:
         base, quote = self.pairs[symbol_id]
         start = datetime.fromtimestamp(start_ms / 1000, UTC)
         end = datetime.fromtimestamp(end_ms / 1000, UTC)
-        frame = self.market.candles(f"{base}-{quote}", interval, start, end)
+        frame = self.market.candles(
+            self.draws.get(symbol_id, f"{base}-{quote}"), interval, start, end
+        )
         rows = []
         for c in frame.itertuples(index=False):
             open_ms = int(pd.Timestamp(c.ts).value // 1_000_000)
@@ -110,6 +117,7 @@ class FakeBinance(FakeServer):
                 self._minute, self._used = minute, 0
             if self._used + weight > self.weight_limit:
                 retry = max(1, math.ceil((minute + 1) * 60 - now))
+                self.throttled += 1
                 return Response(
                     429,
                     {"code": -1003, "msg": "Too much request weight used; current limit exceeded."},
