@@ -21,6 +21,7 @@ import functools
 import hashlib
 import importlib
 import json
+import logging
 import os
 import time
 from datetime import datetime, timedelta
@@ -122,6 +123,10 @@ class CcxtSource:
         api_secret: str | None = None,
     ):
         ccxt = importlib.import_module("ccxt")
+        # ccxt logs every request's headers (the API key among them) at DEBUG.
+        ccxt_log = logging.getLogger("ccxt")
+        if ccxt_log.getEffectiveLevel() < logging.INFO:
+            ccxt_log.setLevel(logging.INFO)
         if exchange_id not in ccxt.exchanges:
             raise ValueError(f"ccxt has no exchange {exchange_id!r} (PLATFORM_CCXT_EXCHANGE)")
         self.name = f"ccxt:{exchange_id}"
@@ -188,7 +193,10 @@ class CcxtSource:
 
     # -- candles ---------------------------------------------------------------------------
     def earliest(self, symbol: str, interval: str) -> datetime | None:
-        return None  # the exchange serves from the pair's listing; an earlier range is empty
+        """None: the exchange serves from the pair's listing (an earlier range is empty).
+        Raises :class:`UnknownSymbolError` for a pair it does not list, as the demo market does."""
+        self.market(symbol)
+        return None
 
     def grid(self, interval: str) -> timedelta:
         return interval_delta(interval)

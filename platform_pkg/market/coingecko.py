@@ -77,6 +77,7 @@ class CoinGeckoSource:
         return mapped
 
     def earliest(self, symbol: str, interval: str) -> datetime | None:
+        self.coin(symbol)  # an unmapped coin is an unknown symbol
         if self.pro:
             return None
         return ceil_time(self.clock() - FREE_HISTORY + timedelta(hours=1), interval)

@@ -10,7 +10,7 @@ that served it.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
@@ -44,7 +44,12 @@ class FallbackSource:
         return self.fallback if self.switched_at is not None else self.primary
 
     def earliest(self, symbol: str, interval: str) -> datetime | None:
-        return self.primary.earliest(symbol, interval)
+        if self.switched_at is None:
+            try:
+                return self.primary.earliest(symbol, interval)
+            except SourceUnavailable as exc:  # e.g. its markets could not be loaded
+                self._switch(symbol, interval, None, exc)
+        return self.fallback.earliest(symbol, interval)
 
     def grid(self, interval: str) -> timedelta:
         return _grid(self.active, interval)
@@ -60,13 +65,18 @@ class FallbackSource:
             try:
                 return self.primary.fetch_page(symbol, interval, start, end)
             except SourceUnavailable as exc:
-                self.switched_at, self.cause = start, str(exc)
-                if self.log is not None:
-                    self.log.warning(
-                        f"{symbol} {interval}: {self.primary.name} failed from "
-                        f"{start:%Y-%m-%d %H:%M} ({exc}); {self.fallback.name} serves the rest"
-                    )
+                self._switch(symbol, interval, start, exc)
         return self.fallback.fetch_page(symbol, interval, start, end)
+
+    def _switch(
+        self, symbol: str, interval: str, start: datetime | None, exc: SourceUnavailable
+    ) -> None:
+        self.switched_at, self.cause = start or datetime.min.replace(tzinfo=UTC), str(exc)
+        if self.log is not None:
+            self.log.warning(
+                f"{symbol} {interval}: {self.primary.name} failed ({exc}); "
+                f"{self.fallback.name} serves the rest"
+            )
 
     def take_rejected(self) -> pd.DataFrame | None:
         taker = getattr(self.active, "take_rejected", None)

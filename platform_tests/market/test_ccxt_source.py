@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -77,6 +78,9 @@ def test_markets_are_loaded_once_for_every_process_on_the_machine(binance, tmp_p
 def test_a_pair_the_exchange_does_not_list_is_a_clear_error(binance, tmp_path):
     with pytest.raises(UnknownSymbolError, match="binance does not list DOGE/USDT"):
         fetch(source(binance, tmp_path), symbol="DOGE-USDT")
+    with pytest.raises(UnknownSymbolError):  # as the demo market does, for symbol checks
+        source(binance, tmp_path).earliest("DOGE-USDT", "1d")
+    assert source(binance, tmp_path).earliest("BTC-USDT", "1d") is None
 
 
 def test_every_endpoint_goes_to_the_base_url_and_nowhere_else(binance, tmp_path):
@@ -170,6 +174,14 @@ def test_after_the_last_attempt_the_failure_names_source_symbol_range_and_cause(
     assert "HTTP 503" in message and "503 Service Temporarily Unavailable" in message
     assert len(binance.paths("klines")) == 4
     assert "KEY-123" not in message + repr(src) and "SHH-456" not in message + repr(src)
+
+
+def test_keys_stay_out_of_the_logs_even_at_debug(binance, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    src = source(binance, tmp_path, ccxt_api_key="KEY-123", ccxt_api_secret="SHH-456")
+    src.exchange.fetch_my_trades("BTC/USDT")
+    assert binance.requests[-1].headers["x-mbx-apikey"] == "KEY-123"  # it was sent
+    assert "KEY-123" not in caplog.text and "SHH-456" not in caplog.text
 
 
 WORKER = textwrap.dedent(

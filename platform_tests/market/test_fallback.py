@@ -58,3 +58,20 @@ def test_a_long_cooldown_or_an_unlisted_pair_is_not_a_reason_to_fall_back(error)
     with pytest.raises(type(error)):
         list(paginate(src, "BTC-USDT", "1h", START, NOW, NOW))
     assert src.switched_at is None and src.meter.requests["backup"] == 0
+
+
+class NoMarkets(DemoMarket):
+    def earliest(self, symbol, interval):
+        raise SourceUnavailable("primary", "primary: loading markets: gave up after 5 attempts")
+
+
+def test_a_primary_that_cannot_even_load_its_markets_hands_over_at_once():
+    meter = RequestMeter()
+    src = FallbackSource(
+        NoMarkets(clock=lambda: NOW, meter=meter, name="primary"),
+        DemoMarket(clock=lambda: NOW, meter=meter, name="backup"),
+    )
+    assert src.earliest("SOL-USDT", "1h") == DemoMarket().earliest("SOL-USDT", "1h")
+    assert src.name == "primary → backup"
+    page = src.fetch_page("SOL-USDT", "1h", START, NOW)
+    assert set(page["source"]) == {"backup"} and meter.requests == {"backup": 1}
