@@ -52,12 +52,12 @@ def test_a_backfill_holds_exactly_the_exchanges_candles_then_syncs_with_one_requ
     instance, warehouse_file, tmp_path, binance
 ):
     market = ccxt_market(tmp_path, binance)
-    tags = range_tags("BTC-USDT", "2026-09-26", "2026-11-24")
+    tags = range_tags("BTC-USDT", "2026-10-12", "2026-11-24")
     _, meta = materialize(instance, warehouse_file, prices_1h, tags, market)
-    want = exchange_candles(binance, "BTC-USDT", "1h", "2026-09-26", "2026-11-24")
+    want = exchange_candles(binance, "BTC-USDT", "1h", "2026-10-12", "2026-11-24")
     assert_holds_exactly(warehouse_file, "prices_1h", "BTC-USDT", want, "ccxt:binance")
-    assert meta["rows_inserted"] == len(want) == 1427
-    assert meta["api_requests"] == 3  # markets, then 1,427 candles in two pages
+    assert meta["rows_inserted"] == len(want) == 1043
+    assert meta["api_requests"] == 3  # markets, then 1,043 candles in two pages
     assert meta["api_units"] == 20 + 2 + 2  # Binance request weight
     assert meta["rows_rejected"] == 0 and meta["source"] == "ccxt:binance"
     # Incremental: the newest candle and the lookback, in one request (markets are cached).
@@ -71,7 +71,7 @@ def test_a_backfill_holds_exactly_the_exchanges_candles_then_syncs_with_one_requ
 def test_faults_during_a_backfill_leave_the_same_exact_table(
     instance, warehouse_file, tmp_path, binance
 ):
-    binance.short, binance.overlap = 40, 3
+    binance.short, binance.overlap = 15, 3
     binance.faults += [
         Fault("klines"),  # the first page is served
         Fault("klines", 429, headers={"Retry-After": "0.3"}, body={"code": -1003}),
@@ -87,13 +87,13 @@ def test_faults_during_a_backfill_leave_the_same_exact_table(
         instance,
         warehouse_file,
         prices_1d,
-        range_tags("ETH-USDT", "2026-06-01", "2026-11-24"),
+        range_tags("ETH-USDT", "2026-09-25", "2026-11-24"),
         market,
     )
-    want = exchange_candles(binance, "ETH-USDT", "1d", "2026-06-01", "2026-11-24")
+    want = exchange_candles(binance, "ETH-USDT", "1d", "2026-09-25", "2026-11-24")
     assert_holds_exactly(warehouse_file, "prices_1d", "ETH-USDT", want, "ccxt:binance")
     (status, requests) = rows(warehouse_file, "SELECT status, api_requests FROM sync_log")[0]
-    pages = -(-len(want) // (40 - 3))  # 40 a page, 3 of them already seen
+    pages = -(-len(want) // (15 - 3))  # 15 a page, 3 of them already seen
     assert status == "success" and requests == meta["api_requests"] == 1 + pages + 5
 
 
