@@ -17,6 +17,7 @@ from pathlib import Path
 warnings.filterwarnings("ignore", message=".*is currently in beta")
 
 ROOT = Path(__file__).resolve().parents[1]
+_LOAD_AT_START = os.getloadavg()[0]
 RESULTS = ROOT / "bench" / "results"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
@@ -54,7 +55,7 @@ def machine() -> dict:
         **measured_code(),
         "cores": os.cpu_count(),
         # Two cores shared with other work: a busy machine shows up here, not only in the times.
-        "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
+        "loadavg_1m": [round(_LOAD_AT_START, 2), round(os.getloadavg()[0], 2)],  # start, end
         "machine": platform.machine(),
         "python": platform.python_version(),
         "dagster": _version("dagster"),
