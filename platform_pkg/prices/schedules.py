@@ -74,6 +74,10 @@ def intraday_refresh(
     now = market.clock()()
     if (busy := _busy(context, "intraday_refresh")) is not None:
         return busy
+    last_key = daily_partitions.get_last_partition_key()
+    if last_key is None or date.fromisoformat(last_key) < now.date():
+        # Only a partition for today lets a run fetch today's candles.
+        return dg.SkipReason(f"there is no date partition for {now.date()} yet (last: {last_key})")
     active = _active(warehouse)
     wanted = open_symbols(active, now - timedelta(minutes=INTRADAY_MINUTES), now)
     return _requests(context, "intraday_refresh", wanted, now.date(), now.date(), active, now)
@@ -154,11 +158,6 @@ def _requests(
         return dg.SkipReason("no active tracked symbols")
     if not wanted:
         return dg.SkipReason(f"none of the {len(active)} active symbols' markets traded")
-    last_key = daily_partitions.get_last_partition_key()
-    if last_key and date.fromisoformat(last_key) < last:
-        # The partitions end before the day wanted (no partition for today): refresh the last one.
-        last = date.fromisoformat(last_key)
-        first = min(first, last)
     ordered = context.instance.get_dynamic_partitions(symbols_partitions.name)
     blocks = contiguous_blocks(ordered, wanted)
     stamp = (context.scheduled_execution_time or now).strftime("%Y-%m-%dT%H:%M")

@@ -91,3 +91,18 @@ def test_a_missing_file_fails_with_its_path(instance, tmp_path, portfolio):
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert str(portfolio) in failure.step_failure_data.error.message
+
+
+def test_the_code_location_has_the_portfolio_assets_sensor_and_schedules():
+    from platform_pkg.definitions import defs
+
+    repo = defs.get_repository_def()
+    keys = {key.to_user_string() for key in repo.asset_graph.get_all_asset_keys()}
+    assert {"portfolio_transactions", "portfolio_rejects", "holdings", "tracked_assets"} <= keys
+    assert [s.name for s in repo.sensor_defs] == ["holdings_sensor"]
+    assert sorted(s.name for s in repo.schedule_defs) == [
+        "daily_close",
+        "intraday_refresh",
+        "weekly_reconcile",
+    ]
+    assert repo.get_sensor_def("holdings_sensor").default_status == dg.DefaultSensorStatus.RUNNING

@@ -1,6 +1,6 @@
 """Price schedules through the real machinery: which symbols and days each tick asks for, as ranged runs."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import dagster as dg
@@ -147,3 +147,10 @@ def test_the_intraday_period_comes_from_the_environment_and_is_checked(monkeypat
     monkeypatch.setenv("PLATFORM_INTRADAY_MINUTES", "7")
     with pytest.raises(ValueError, match="divisor of 60"):
         intraday_minutes()
+
+
+def test_intraday_skips_a_day_that_has_no_partition(instance, warehouse):
+    beyond = datetime.now(UTC) + timedelta(days=2)
+    result = evaluate(intraday_refresh, instance, warehouse, beyond)
+    assert result.run_requests == []
+    assert f"there is no date partition for {beyond.date()} yet" in result.skip_message
