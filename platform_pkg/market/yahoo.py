@@ -1,7 +1,7 @@
 """Stocks, ETFs, FX (``EURUSD=X``) and commodity futures (``GC=F``) from Yahoo, through yfinance.
 
 yfinance is imported when a source is built. All of its HTTP goes through one session of ours
-(a ``curl_cffi`` session, as yfinance wants), which takes each request's token from the shared
+(of yfinance's own backend, ``curl_cffi``), which takes each request's token from the shared
 bucket, counts it, optionally sends it to another base URL (tests, proxies), and turns 429 / 5xx
 into verdicts the retry loop understands — before yfinance's own cookie-juggling retries.
 
@@ -44,16 +44,20 @@ from platform_pkg.market.source import Clock, RequestMeter, UnknownSymbolError
 
 HOURLY_HISTORY = timedelta(days=730)
 _COOKIE_HOST = "fc.yahoo.com"  # answers 404 by design while setting the cookie
-_SESSIONS: dict[type, type] = {}
+_SESSIONS: dict[str, type] = {}
 
 
 def _session_class() -> type:
-    """A curl_cffi session whose requests pass the gate (built lazily: curl_cffi is heavy)."""
+    """A session of yfinance's HTTP backend (curl_cffi, else requests) whose requests pass the
+    gate; built lazily, curl_cffi being heavy."""
     if "session" in _SESSIONS:
         return _SESSIONS["session"]
-    curl_requests = importlib.import_module("curl_cffi.requests")
+    try:
+        backend = importlib.import_module("curl_cffi.requests")
+    except ImportError:  # yfinance falls back to requests too
+        backend = importlib.import_module("requests")
 
-    class GatedSession(curl_requests.Session):
+    class GatedSession(backend.Session):
         def __init__(self, gate: Gate, base_url: str | None, **kwargs):
             super().__init__(**kwargs)
             self.gate, self.base_url = gate, base_url
@@ -97,7 +101,9 @@ class YahooSource:
         self.timeout = timeout
         self.base_url = base_url.rstrip("/") if base_url else None
         gate = Gate(self.name, bucket, meter, policy)
-        kwargs: dict[str, Any] = {} if self.base_url else {"impersonate": "chrome"}
+        # Yahoo turns away clients that do not look like a browser (curl_cffi impersonates one).
+        curl = _session_class().__mro__[1].__module__.startswith("curl_cffi")
+        kwargs: dict[str, Any] = {"impersonate": "chrome"} if curl and not self.base_url else {}
         self.session = _session_class()(gate, self.base_url, **kwargs)
 
     def __repr__(self) -> str:
