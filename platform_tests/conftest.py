@@ -11,6 +11,7 @@ import pytest
 
 from platform_pkg.market.demo import DEMO_LISTINGS, DemoMarket
 from platform_pkg.market.resources import MarketData
+from platform_pkg.market.settings import ENV as MARKET_ENV
 from platform_pkg.market.source import RequestMeter
 from platform_pkg.warehouse.io_manager import DuckDBUpsertIOManager
 from platform_pkg.warehouse.resources import Warehouse
@@ -38,9 +39,12 @@ SCENARIOS: dict[str, DemoMarket] = {}
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path, monkeypatch):
     """No test touches the real data/ folder or reads the developer's settings."""
-    monkeypatch.setenv("PLATFORM_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
-    for var in ("PLATFORM_NOW", "PLATFORM_CRYPTO_SOURCE", "PLATFORM_STOCK_SOURCE"):
+    for var, _default in MARKET_ENV.values():
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("PLATFORM_NOW", raising=False)
+    monkeypatch.setenv("PLATFORM_PORTFOLIO", str(tmp_path / "portfolio.csv"))
+    monkeypatch.setenv("PLATFORM_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("PLATFORM_RATE_LIMIT_DIR", str(tmp_path / "sources"))
     yield
     SCENARIOS.clear()
 
