@@ -104,9 +104,8 @@ class _Tag:
     rejected_saved: int = 0  # set in the transaction, added to the log entry once committed
 
 
-@dataclass(frozen=True)
 class _Plan:
-    """The first batch of a run: its transaction reads which symbols were deferred before."""
+    """Tags the run's first, empty batch: its transaction reads which symbols were deferred."""
 
 
 @dataclass
@@ -219,22 +218,16 @@ class PriceIngestion(BatchStream):
             entry.status = "rate_limited"
             entry.error = f"{type(exc).__name__}: {exc}"
             self._info(f"{window} {self.data_type}: deferred: {exc}", warning=True)
-            yield Batch(
-                pd.DataFrame(), _Tag(result, window.start, window.start, None, 0, final=True)
-            )
+            yield _closing(result)
         except Exception as exc:
             result.error = exc
             entry.status = "partial" if entry.rows_inserted or entry.rows_updated else "failed"
             entry.error = f"{type(exc).__name__}: {exc}"
             self._info(f"{window} {self.data_type}: {entry.error}", warning=True)
-            yield Batch(
-                pd.DataFrame(), _Tag(result, window.start, window.start, None, 0, final=True)
-            )
+            yield _closing(result)
         else:
             entry.status = "success"
-            yield Batch(
-                pd.DataFrame(), _Tag(result, window.start, window.start, None, 0, final=True)
-            )
+            yield _closing(result)
         finally:
             entry.api_requests = self.meter.total - requests_before
 
@@ -366,6 +359,12 @@ class PriceIngestion(BatchStream):
     def _info(self, message: str, warning: bool = False) -> None:
         if self.log is not None:
             (self.log.warning if warning else self.log.info)(message)
+
+
+def _closing(result: WindowResult) -> Batch:
+    """The window's last, empty batch: its transaction records the window's final status."""
+    start = result.window.start
+    return Batch(pd.DataFrame(), _Tag(result, start, start, None, 0, final=True))
 
 
 def _fmt(coverage: Coverage | None) -> str:
