@@ -30,9 +30,9 @@ NOW = "2024-06-01T00:00:00Z"
 DAGSTER = _common.ROOT / ".venv" / "bin" / "dagster"
 
 
-def tree_pss_kb(root: int) -> int:
-    """Memory of ``root`` and all its descendants, from /proc. PSS, not RSS: forked processes
-    share pages, and summing their RSS would count those pages once per process."""
+def tree_pss_kb(root: int) -> tuple[frozenset[int], int]:
+    """The pids of ``root``'s process tree and their summed PSS, from /proc. PSS, not RSS: forked
+    processes share pages, and summing their RSS would count those pages once per process."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -50,13 +50,11 @@ def tree_pss_kb(root: int) -> int:
     total = 0
     for pid in tree:
         try:
-            status = Path(f"/proc/{pid}/status").read_text()
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
         except OSError:
             continue
-        total += next(
-            (int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("VmRSS")), 0
-        )
-    return total
+        total += next((int(ln.split()[1]) for ln in rollup if ln.startswith("Pss:")), 0)
+    return frozenset(tree), total
 
 
 def measured(cmd: list[str], env: dict, log: Path) -> dict:
@@ -68,8 +66,14 @@ def measured(cmd: list[str], env: dict, log: Path) -> dict:
         done = threading.Event()
 
         def sample() -> None:
+            previous: frozenset[int] = frozenset()
             while not done.wait(0.02):
-                peak[0] = max(peak[0], tree_pss_kb(proc.pid))
+                pids, kb = tree_pss_kb(proc.pid)
+                # A sample taken while a process forks reads the parent before and the child
+                # after the fork and counts shared pages twice: keep samples of a settled tree.
+                if pids == previous:
+                    peak[0] = max(peak[0], kb)
+                previous = pids
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
