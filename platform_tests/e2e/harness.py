@@ -77,6 +77,7 @@ class DagsterDev:
         workdir: Path,
         env: dict[str, str] | None = None,
         workspace: Path | None = None,
+        dagster_yaml: Path | None = None,
     ):
         self.workdir = workdir
         self.home = workdir / "dagster_home"
@@ -86,6 +87,7 @@ class DagsterDev:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/graphql"
         self.workspace = workspace or PROJECT_ROOT / "workspace.yaml"
+        self.dagster_yaml = dagster_yaml or PROJECT_ROOT / "dagster.yaml"
         self.extra_env = env or {}
         self.proc: subprocess.Popen | None = None
         self._log = None
@@ -116,7 +118,7 @@ class DagsterDev:
 
     def start(self, timeout: float = 90.0) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        shutil.copy(PROJECT_ROOT / "dagster.yaml", self.home / "dagster.yaml")
+        shutil.copy(self.dagster_yaml, self.home / "dagster.yaml")
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
