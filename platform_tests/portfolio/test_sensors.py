@@ -89,7 +89,9 @@ def pf(tmp_path):
 
 
 @pytest.fixture
-def year(tmp_path):
+def year(tmp_path, monkeypatch):
+    # As scripts/dev.sh: one planned event per ranged run, not 366.
+    monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     with dg.instance_for_test() as instance:
         yield Portfolio(tmp_path, instance)
 
