@@ -254,3 +254,14 @@ def test_the_interval_comes_from_the_environment_and_is_checked(monkeypatch):
     monkeypatch.setenv("PLATFORM_HOLDINGS_SENSOR_SECONDS", "0")
     with pytest.raises(ValueError, match="PLATFORM_HOLDINGS_SENSOR_SECONDS='0'"):
         sensor_interval_seconds()
+
+
+def test_a_quiet_sensor_copies_price_update_times_into_tracked_assets(pf):
+    pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
+    pf.tick()
+    query = "SELECT last_price_update IS NOT NULL FROM tracked_assets"
+    assert rows(pf.warehouse, query) == [(False,)]  # written before the runs fetched anything
+    assert isinstance(pf.tick(now=NOW + timedelta(minutes=1)), dg.SkipReason)
+    quiet = pf.tick(now=NOW + timedelta(minutes=6), run=False)
+    assert "last_price_update moved for 1 symbol(s)" in quiet.skip_reason.skip_message
+    assert rows(pf.warehouse, query) == [(True,)]
