@@ -29,7 +29,10 @@ def first_partition_date() -> str:
 
 
 symbols_partitions = dg.DynamicPartitionsDefinition(name="symbols")
-daily_partitions = dg.DailyPartitionsDefinition(start_date=first_partition_date(), timezone="UTC")
+# end_offset=1: today has a partition, so the open candles of today can be fetched and refreshed.
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=first_partition_date(), timezone="UTC", end_offset=1
+)
 symbol_date_partitions = dg.MultiPartitionsDefinition(
     {"date": daily_partitions, "symbol": symbols_partitions}
 )
