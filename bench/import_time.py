@@ -37,9 +37,9 @@ heavy = [m for m in {heavy!r} if m in sys.modules]
 print(json.dumps({{"import_s": elapsed, "modules": len(sys.modules), "heavy": heavy}}))
 """
 CASES = {
-    "bare": "pass",
-    "dagster": "import dagster",
-    "definitions": "import platform_pkg.definitions",
+    "python_bare": "pass",
+    "import_dagster": "import dagster",
+    "import_definitions": "import platform_pkg.definitions",
 }
 
 
@@ -98,11 +98,14 @@ def main() -> int:
             f"  {CASES[name]:34} import {f['import_median_s']:.3f}s ({f['import_min_s']:.3f}s)"
             f"  whole process {f['process_wall_median_s']:.3f}s  modules {f['modules_loaded']}"
         )
-    extra = figures["definitions"]["import_median_s"] - figures["dagster"]["import_median_s"]
+    extra = (
+        figures["import_definitions"]["import_median_s"]
+        - figures["import_dagster"]["import_median_s"]
+    )
     figures["definitions_minus_dagster_s"] = round(extra, 3)
     print(f"  platform_pkg.definitions adds {extra:.3f}s on top of import dagster")
-    heavy = figures["definitions"]["heavy_loaded"]
-    added = [m for m in heavy if m not in figures["dagster"]["heavy_loaded"]]
+    heavy = figures["import_definitions"]["heavy_loaded"]
+    added = [m for m in heavy if m not in figures["import_dagster"]["heavy_loaded"]]
     print(f"heavy modules loaded by the definitions: {', '.join(heavy) or 'none'}")
     print(f"  of which not loaded by import dagster: {', '.join(added) or 'none'}")
     print("self time by top-level package (one -X importtime run):")
