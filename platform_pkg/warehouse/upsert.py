@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 _BATCH_VIEW = "__upsert_batch"
+_HITS = "__upsert_hits"  # the batch rows whose key is already stored
 
 
 @dataclass(frozen=True)
@@ -109,13 +110,15 @@ def upsert(
         described = con.execute(f"DESCRIBE SELECT * FROM {_BATCH_VIEW}").fetchall()
         batch_types = {row[0]: row[1] for row in described}
         table_cols = ensure_table(con, spec, batch_types)
-        before = con.execute(f"SELECT count(*) FROM {q(spec.name)}").fetchall()[0][0]
-        affected = con.execute(_merge_sql(spec, batch.column_names, table_cols)).fetchall()[0][0]
-        after = con.execute(f"SELECT count(*) FROM {q(spec.name)}").fetchall()[0][0]
+        cols = [c for c in batch.column_names if c in table_cols]
+        set_aside, update, insert = _upsert_sql(spec, cols)
+        con.execute(set_aside)
+        updated = con.execute(update).fetchall()[0][0]
+        inserted = con.execute(insert).fetchall()[0][0]
+        con.execute(f"DROP TABLE {_HITS}")
     finally:
         con.unregister(_BATCH_VIEW)
-    inserted = after - before
-    return UpsertStats(rows=batch.num_rows, inserted=inserted, updated=affected - inserted)
+    return UpsertStats(rows=batch.num_rows, inserted=inserted, updated=updated)
 
 
 def _dedupe_keys(con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pa.Table) -> pa.Table:
@@ -139,16 +142,30 @@ def _dedupe_keys(con: duckdb.DuckDBPyConnection, spec: TableSpec, batch: pa.Tabl
     return batch
 
 
-def _merge_sql(spec: TableSpec, batch_cols: list[str], table_cols: dict[str, str]) -> str:
-    cols = [c for c in batch_cols if c in table_cols]
+def _upsert_sql(spec: TableSpec, cols: list[str]) -> list[str]:
+    """The statements of one upsert: set aside stored keys, update (count), insert (count).
+
+    The batch rows whose key is stored are set aside first (a semi join), so the update joins
+    only those and the insert appends the rest through DuckDB's bulk insert path. This measured
+    faster than one ``MERGE``, which routes every new row through its join (bench/).
+    """
+    table = q(spec.name)
     data_cols = [c for c in cols if c not in spec.keys and c not in spec.audit_columns]
     set_cols = [c for c in cols if c not in spec.keys]
+    keys = ", ".join(q(k) for k in spec.keys)
     on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in spec.keys)
-    insert_cols = ", ".join(q(c) for c in cols)
-    insert_vals = ", ".join(f"s.{q(c)}" for c in cols)
-    sql = f"MERGE INTO {q(spec.name)} t USING {_BATCH_VIEW} s ON ({on}) "
-    if set_cols:
-        changed = " OR ".join(f"t.{q(c)} IS DISTINCT FROM s.{q(c)}" for c in data_cols) or "false"
-        assignments = ", ".join(f"{q(c)} = s.{q(c)}" for c in set_cols)
-        sql += f"WHEN MATCHED AND ({changed}) THEN UPDATE SET {assignments} "
-    return sql + f"WHEN NOT MATCHED THEN INSERT ({insert_cols}) VALUES ({insert_vals})"
+    changed = " OR ".join(f"t.{q(c)} IS DISTINCT FROM s.{q(c)}" for c in data_cols) or "false"
+    assignments = ", ".join(f"{q(c)} = s.{q(c)}" for c in set_cols)
+    col_list = ", ".join(q(c) for c in cols)
+    update = (
+        f"UPDATE {table} t SET {assignments} FROM {_HITS} s WHERE {on} AND ({changed})"
+        if set_cols
+        else "SELECT 0"
+    )
+    return [
+        f"CREATE OR REPLACE TEMP TABLE {_HITS} AS "
+        f"SELECT s.* FROM {_BATCH_VIEW} s SEMI JOIN {table} t USING ({keys})",
+        update,
+        f"INSERT INTO {table} ({col_list}) SELECT {col_list} FROM {_BATCH_VIEW} s "
+        f"ANTI JOIN {_HITS} h USING ({keys})",
+    ]
