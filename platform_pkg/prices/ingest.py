@@ -168,6 +168,7 @@ class PriceIngestion(BatchStream):
         result = WindowResult(window, entry, before, after=before)
         self.results.append(result)
         requests_before = self.meter.total
+        units_before = sum(self.meter.units.values())
         try:
             source = self.source_for(window.symbol, self.meter)
             entry.source = source.name
@@ -187,6 +188,7 @@ class PriceIngestion(BatchStream):
                     newest = page["ts"].iloc[-1].to_pydatetime()
                     entry.rows_fetched += len(page)
                     entry.api_requests = self.meter.total - requests_before
+                    entry.api_units = sum(self.meter.units.values()) - units_before
                     self._note_source(window, entry, source)
                     good, rejected = validate_candles(
                         page,
@@ -230,6 +232,7 @@ class PriceIngestion(BatchStream):
             yield _closing(result)
         finally:
             entry.api_requests = self.meter.total - requests_before
+            entry.api_units = sum(self.meter.units.values()) - units_before
 
     def _clamp(self, window: SymbolWindow, source: PriceSource) -> tuple[datetime, datetime]:
         start, end = window.start, min(window.end, self.now)

@@ -63,9 +63,9 @@ def test_a_year_is_one_ranged_run_with_paginated_fetches(instance, warehouse_fil
     )
     (log,) = rows(
         warehouse_file,
-        "SELECT status, rows_fetched, rows_inserted, api_requests, source FROM sync_log",
+        "SELECT status, rows_fetched, rows_inserted, api_requests, api_units, source FROM sync_log",
     )
-    assert log == ("success", 8747, 8747, 9, "demo")
+    assert log == ("success", 8747, 8747, 9, 9.0, "demo")
 
 
 def test_a_rerun_changes_nothing_and_rereads_only_the_lookback(instance, warehouse_file):
