@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pandas as pd
 import pytest
 
 from platform_pkg.market.demo import DEMO_LISTINGS, DemoMarket
@@ -90,3 +91,17 @@ def rows(path: Path, sql: str, params: list | None = None):
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
+
+
+def stored(path, table, symbol) -> pd.DataFrame:
+    """A symbol's stored candles, as the demo market returns them (without the source)."""
+    frame = pd.DataFrame(
+        rows(
+            path,
+            f"SELECT ts, open, high, low, close, volume, is_final FROM {table} WHERE symbol = ? ORDER BY ts",
+            [symbol],
+        ),
+        columns=["ts", "open", "high", "low", "close", "volume", "is_final"],
+    )
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    return frame

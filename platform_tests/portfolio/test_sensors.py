@@ -13,7 +13,7 @@ from platform_pkg.portfolio.resources import PortfolioFile
 from platform_pkg.portfolio.sensors import holdings_sensor, sensor_interval_seconds
 from platform_pkg.portfolio.tracking import HoldingsCursor
 from platform_pkg.prices.assets import prices_1d, prices_1h
-from platform_tests.conftest import resources_for, rows
+from platform_tests.conftest import resources_for, rows, stored
 
 NOW = datetime(2026, 6, 15, 10, 30, tzinfo=UTC)
 HEADER = "date,account,symbol,asset_class,side,quantity,price,currency,fee\n"
@@ -105,19 +105,6 @@ def spans(result):
         )
         for r in Portfolio.price_requests(result)
     )
-
-
-def stored(path, table, symbol):
-    frame = pd.DataFrame(
-        rows(
-            path,
-            f"SELECT ts, open, high, low, close, volume, is_final FROM {table} WHERE symbol = ? ORDER BY ts",
-            [symbol],
-        ),
-        columns=["ts", "open", "high", "low", "close", "volume", "is_final"],
-    )
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    return frame
 
 
 def demo(symbol, interval, first, now=NOW):

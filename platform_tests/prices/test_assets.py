@@ -9,7 +9,7 @@ import pytest
 from platform_pkg.market.demo import DemoMarket
 from platform_pkg.market.resources import MarketData
 from platform_pkg.prices.assets import prices_1d, prices_1h
-from platform_tests.conftest import NOW, range_tags, resources_for, rows, scripted
+from platform_tests.conftest import NOW, range_tags, resources_for, rows, scripted, stored
 
 
 def run(instance, path, asset, symbol, first, last, market=None, now=NOW, config=None, ok=True):
@@ -24,19 +24,6 @@ def run(instance, path, asset, symbol, first, last, market=None, now=NOW, config
     assert result.success is ok, [e.message for e in result.all_events if e.is_failure]
     mats = result.asset_materializations_for_node(asset.key.path[-1])
     return {k: v.value for k, v in mats[0].metadata.items()} if mats else None
-
-
-def stored(path, table, symbol):
-    frame = pd.DataFrame(
-        rows(
-            path,
-            f"SELECT ts, open, high, low, close, volume, is_final FROM {table} WHERE symbol = ? ORDER BY ts",
-            [symbol],
-        ),
-        columns=["ts", "open", "high", "low", "close", "volume", "is_final"],
-    )
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    return frame
 
 
 def expected(symbol, interval, first, last, now=NOW):
