@@ -10,4 +10,7 @@ fi
 # spends ~10 s writing 365 of them before it starts; caveat: a failed ranged run does not mark
 # its partitions failed).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS="${DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS:-1}"
+# Hand a ranged run's materialisation events (one per partition) to the event log storage as
+# batches, which platform_pkg/event_log_storage.py writes in one statement per shard.
+export DAGSTER_EVENT_BATCH_SIZE="${DAGSTER_EVENT_BATCH_SIZE:-1000}"
 exec dagster dev -w workspace.yaml -h "${HOST:-127.0.0.1}" -p "${PORT:-3000}"

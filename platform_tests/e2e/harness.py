@@ -111,6 +111,7 @@ class DagsterDev:
                 "PYTHONUNBUFFERED": "1",
                 # As scripts/dev.sh: one planned event per ranged run, not one per partition.
                 "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1",
+                "DAGSTER_EVENT_BATCH_SIZE": "1000",
             }
         )
         env.update(self.extra_env)

@@ -1,0 +1,107 @@
+"""The batching event log storage records a ranged run exactly as Dagster's own SQLite storage does."""
+
+import shutil
+
+import dagster as dg
+import pytest
+from dagster._core.storage.event_log import SqliteEventLogStorage
+
+from platform_pkg.event_log_storage import BatchingSqliteEventLogStorage, default_base_dir
+from platform_pkg.prices.assets import prices_1d
+from platform_pkg.warehouse.connection import PROJECT_ROOT
+from platform_tests.conftest import range_tags, resources_for
+
+BATCHING = {
+    "module": "platform_pkg.event_log_storage",
+    "class": "BatchingSqliteEventLogStorage",
+}
+
+
+def record_of_a_ranged_run(tmp_path, storage: dict | None, monkeypatch) -> dict:
+    """Materialise ten days of one symbol on a fresh on-disk instance; what the instance knows."""
+    home = tmp_path / ("batching" if storage else "stock")
+    home.mkdir()
+    overrides = {}
+    if storage:
+        overrides["event_log_storage"] = {**storage, "config": {"base_dir": str(home / "runs")}}
+    single_writes = []
+    real_store_event = SqliteEventLogStorage.store_event
+
+    def store_event(self, event):
+        if event.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            single_writes.append(event)
+        return real_store_event(self, event)
+
+    monkeypatch.setattr(SqliteEventLogStorage, "store_event", store_event)
+    with dg.instance_for_test(temp_dir=str(home), overrides=overrides) as instance:
+        instance.add_dynamic_partitions("symbols", ["BTC-USDT"])
+        result = dg.materialize(
+            [prices_1d],
+            instance=instance,
+            resources=resources_for(home / "warehouse.duckdb"),
+            tags=range_tags("BTC-USDT", "2026-11-01", "2026-11-10"),
+        )
+        assert result.success
+        key = prices_1d.key
+        run_events = instance.all_logs(
+            result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        )
+        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), 100).records
+        entry = instance.get_asset_records([key])[0].asset_entry
+        return {
+            "storage": type(instance.event_log_storage),
+            "single_writes": len(single_writes),
+            "materialized": sorted(instance.get_materialized_partitions(key)),
+            "run_log": [e.dagster_event.partition for e in run_events],
+            "index_newest_first": [r.partition_key for r in records],
+            "ids_ascending": [r.storage_id for r in records]
+            == sorted((r.storage_id for r in records), reverse=True),
+            "tags": sorted(
+                # The data version differs from run to run; the partition dimensions must not.
+                tuple(sorted((k, v) for k, v in t.items() if k.startswith("dagster/partition")))
+                for t in instance.event_log_storage.get_event_tags_for_asset(key)
+            ),
+            "latest": entry.last_materialization_record.partition_key,
+            "last_run_is_this_run": entry.last_run_id == result.run_id,
+            "metadata": sorted(
+                (r.partition_key, r.asset_materialization.metadata["rows_fetched"].value)
+                for r in records
+            ),
+        }
+
+
+def test_a_batched_run_is_recorded_as_the_stock_storage_records_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    stock = record_of_a_ranged_run(tmp_path, None, monkeypatch)
+    batching = record_of_a_ranged_run(tmp_path, BATCHING, monkeypatch)
+
+    assert stock.pop("storage") is SqliteEventLogStorage
+    assert batching.pop("storage") is BatchingSqliteEventLogStorage
+    assert stock.pop("single_writes") == 10, "the stock storage writes event by event"
+    assert batching.pop("single_writes") == 0, "the batch went through the bulk path"
+    assert len(stock["materialized"]) == 10 and stock["ids_ascending"]
+    assert stock["latest"] == stock["run_log"][-1]
+    assert len(stock["tags"]) == 10 and all(len(dims) == 2 for dims in stock["tags"])
+    assert batching == stock
+
+
+def test_without_the_batch_setting_events_are_written_one_by_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    record = record_of_a_ranged_run(tmp_path, BATCHING, monkeypatch)
+    assert record["single_writes"] == 10
+    assert len(record["materialized"]) == 10
+
+
+def test_the_project_instance_uses_it_and_keeps_dagsters_history_folder(tmp_path, monkeypatch):
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    assert default_base_dir() == str(tmp_path / "history" / "runs") + "/"
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert isinstance(instance.event_log_storage, BatchingSqliteEventLogStorage)
+    assert (tmp_path / "history" / "runs" / "index.db").exists()
+
+
+def test_a_missing_dagster_home_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with pytest.raises(ValueError, match="DAGSTER_HOME is not set"):
+        default_base_dir()
