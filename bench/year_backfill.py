@@ -100,6 +100,7 @@ def measured(cmd: list[str], env: dict, log: Path) -> dict:
 
 
 def run_facts(home: Path, warehouse: Path, known_runs: set[str], window: tuple) -> dict:
+    os.environ["DAGSTER_HOME"] = str(home)  # the project's event log storage lives under it
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = [r for r in instance.get_runs() if r.run_id not in known_runs]
         assert runs, "the CLI created no run"
@@ -160,6 +161,8 @@ def one_round() -> dict[str, dict]:
             "DAGSTER_HOME": str(home),
             "PLATFORM_WAREHOUSE": str(warehouse),
             "PLATFORM_NOW": NOW,
+            # As scripts/dev.sh: the run's 365 materialisation events are written as one batch.
+            "DAGSTER_EVENT_BATCH_SIZE": "1000",
         }
         add = [_common.python(), "-m", "platform_pkg.cli", "symbols", "add", SYMBOL]
         subprocess.run(add, env=env, cwd=tmp, check=True, capture_output=True)

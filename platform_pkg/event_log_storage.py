@@ -36,7 +36,11 @@ def default_base_dir() -> str:
     so switching to this storage keeps an instance's history."""
     home = os.environ.get("DAGSTER_HOME")
     if not home:
-        raise ValueError("DAGSTER_HOME is not set; set it or give the event log storage a base_dir")
+        raise ValueError(
+            "DAGSTER_HOME is not set: the event log storage configured in dagster.yaml keeps run "
+            "events in $DAGSTER_HOME/history/runs. Set DAGSTER_HOME to the instance's folder, or "
+            "give event_log_storage a config base_dir."
+        )
     return os.path.join(home, "history", "runs", "")
 
 

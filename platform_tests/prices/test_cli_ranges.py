@@ -1,6 +1,7 @@
 """The real CLI: `dagster asset materialize --partition-range` over a year is one run."""
 
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -16,14 +17,15 @@ from platform_tests.conftest import NOW, rows
 pytestmark = pytest.mark.slow
 
 
-def test_a_year_from_the_cli_is_one_run(tmp_path, warehouse_file):
+def test_a_year_from_the_cli_is_one_run(tmp_path, warehouse_file, monkeypatch):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
     env = os.environ | {
-        "DAGSTER_HOME": str(home),
         "PLATFORM_WAREHOUSE": str(warehouse_file),
         "PLATFORM_NOW": NOW.isoformat(),
+        "DAGSTER_EVENT_BATCH_SIZE": "1000",
     }
     subprocess.run(
         [sys.executable, "-m", "platform_pkg.cli", "symbols", "add", "BTC-USDT"],
@@ -63,6 +65,7 @@ def test_a_year_from_the_cli_is_one_run(tmp_path, warehouse_file):
         runs = instance.get_runs()
         assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.SUCCESS
         assert sorted(instance.get_dynamic_partitions("symbols")) == ["BTC-USDT"]
+        assert len(instance.get_materialized_partitions(dg.AssetKey("prices_1h"))) == 365
     want = DemoMarket(clock=lambda: NOW).candles(
         "BTC-USDT", "1h", datetime(2025, 11, 24, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC)
     )
