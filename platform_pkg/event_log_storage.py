@@ -7,8 +7,8 @@ recording the events cost several times more than fetching and storing the candl
 already hands a run's materialisations over as one batch when ``DAGSTER_EVENT_BATCH_SIZE`` is
 set, but only its Postgres storage writes a batch at once; SQLite falls back to one at a time.
 
-This storage writes such a batch the way Dagster's Postgres storage does: one insert into the run
-shard, one insert into the index shard with the event ids back, the asset-event tags (which hold
+This storage writes such a batch the way Dagster's Postgres storage does: one insert into the index
+shard with the event ids back, one into the run's shard, the asset-event tags (which hold
 the partition dimensions) for every event, and the asset's latest-event row from the last event.
 What is stored is the same as event by event; any other batch goes through the stock path.
 """
@@ -76,8 +76,9 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             super().store_event_batch(events)
             return
         rows = [self._event_to_row(event) for event in events]
-        with self.run_connection(events[0].run_id) as conn:
-            conn.execute(SqlEventLogStorageTable.insert(), rows)
+        # The index shard first: it is the one every run process and the daemon write to, so the
+        # one a write can fail on (busy). If it fails, nothing is stored and Dagster's fallback
+        # stores the events one by one, without duplicates; the run's own shard comes after.
         with self.index_transaction() as conn:
             inserted = conn.execute(
                 SqlEventLogStorageTable.insert().returning(
@@ -94,3 +95,5 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             }
             for event, event_id in latest.values():
                 self._store_asset_event(conn, event, event_id)
+        with self.run_connection(events[0].run_id) as conn:
+            conn.execute(SqlEventLogStorageTable.insert(), rows)

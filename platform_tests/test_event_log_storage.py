@@ -1,6 +1,7 @@
 """The batching event log storage records a ranged run exactly as Dagster's own SQLite storage does."""
 
 import shutil
+import sqlite3
 
 import dagster as dg
 import pytest
@@ -82,6 +83,30 @@ def test_a_batched_run_is_recorded_as_the_stock_storage_records_it(tmp_path, mon
     assert len(stock["materialized"]) == 10 and stock["ids_ascending"]
     assert stock["latest"] == stock["run_log"][-1]
     assert len(stock["tags"]) == 10 and all(len(dims) == 2 for dims in stock["tags"])
+    assert batching == stock
+
+
+def test_a_failed_batch_write_leaves_nothing_behind_for_the_one_by_one_fallback(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    stock = record_of_a_ranged_run(tmp_path, None, monkeypatch)
+    real_tags = BatchingSqliteEventLogStorage._store_asset_event_tags
+    failures = []
+
+    def busy_once(self, conn, events, event_ids):
+        if len(events) > 1 and not failures:
+            failures.append(len(events))
+            raise sqlite3.OperationalError("database is locked")
+        return real_tags(self, conn, events, event_ids)
+
+    monkeypatch.setattr(BatchingSqliteEventLogStorage, "_store_asset_event_tags", busy_once)
+    batching = record_of_a_ranged_run(tmp_path, BATCHING, monkeypatch)
+    assert failures == [10]
+    assert batching.pop("single_writes") == 10, "Dagster fell back to one by one"
+    for record in (stock, batching):
+        record.pop("storage")
+    stock.pop("single_writes")
     assert batching == stock
 
 
