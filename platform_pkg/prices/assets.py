@@ -1,5 +1,7 @@
 """Price candle assets, partitioned by symbol × date and fetched as ranged runs."""
 
+import functools
+
 import dagster as dg
 from pydantic import Field
 
@@ -60,7 +62,14 @@ def _build(
         full_refresh=config.full_refresh,
         run_id=context.run.run_id,
         log=context.log,
+        run_ended=functools.partial(ended_status, context.instance),
     )
+
+
+def ended_status(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """The final status of a run this instance knows, or None while it may still run."""
+    run = instance.get_run_by_id(run_id)
+    return run.status.value if run is not None and run.is_finished else None
 
 
 def price_asset(data_type: str, interval: str, description: str) -> dg.AssetsDefinition:

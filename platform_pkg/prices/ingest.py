@@ -122,6 +122,8 @@ class PriceIngestion(BatchStream):
     full_refresh: bool = False
     run_id: str | None = None
     log: Any = None
+    # A run's final status, or None while it may still run: closes rows of killed runs.
+    run_ended: Callable[[str], str | None] | None = None
     meter: RequestMeter = field(default_factory=RequestMeter)
     results: list[WindowResult] = field(default_factory=list)
     deferred_before: dict[str, datetime | None] = field(default_factory=dict)
@@ -266,6 +268,14 @@ class PriceIngestion(BatchStream):
     ) -> None:
         if isinstance(batch.tag, _Plan):
             self.deferred_before = deferrals.pending(con, self.data_type)
+            if self.run_ended is not None:
+                for run_id, status in sync_log.close_abandoned(
+                    con, self.run_ended, datetime.now(UTC)
+                ).items():
+                    self._info(
+                        f"sync_log: closed the fetches left running by run {run_id} ({status})",
+                        warning=True,
+                    )
             return
         tag: _Tag = batch.tag
         entry = tag.result.entry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -67,3 +68,39 @@ def save(con: duckdb.DuckDBPyConnection, entry: SyncEntry) -> None:
         f"ON CONFLICT (sync_id) DO UPDATE SET {updates}",
         list(values.values()),
     )
+
+
+def close_abandoned(
+    con: duckdb.DuckDBPyConnection,
+    ended_status: Callable[[str], str | None],
+    now: datetime,
+) -> dict[str, str]:
+    """Close the ``running`` rows of runs that have ended, inside the caller's transaction.
+
+    A process killed mid-fetch (OOM, SIGKILL, a lost machine) cannot write its row's end: the
+    row stays ``running`` although its committed pages and watermark are exact. ``ended_status``
+    gives a run's final status, or None while it may still run (or is unknown: left alone). Such
+    rows become ``partial`` (something was stored) or ``failed``, with the reason. Returns
+    {run_id: status} of the runs whose rows were closed.
+    """
+    con.execute(DDL)
+    running = con.execute(
+        "SELECT DISTINCT run_id FROM sync_log WHERE status = 'running' AND run_id IS NOT NULL"
+    ).fetchall()
+    ended = {run_id: status for (run_id,) in running if (status := ended_status(run_id))}
+    if ended:
+        con.executemany(
+            "UPDATE sync_log SET finished_at = ?, error = ?, status = CASE "
+            "WHEN rows_inserted + rows_updated > 0 THEN 'partial' ELSE 'failed' END "
+            "WHERE status = 'running' AND run_id = ?",
+            [
+                [
+                    now,
+                    f"abandoned: run {run_id} ended ({status}) before this fetch finished; "
+                    "what it committed is kept and the watermark covers exactly that",
+                    run_id,
+                ]
+                for run_id, status in ended.items()
+            ],
+        )
+    return ended
