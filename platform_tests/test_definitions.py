@@ -23,6 +23,7 @@ def test_price_assets_are_symbol_by_date_ranged_runs():
 
 
 def test_heavy_clients_are_not_imported_with_the_definitions():
-    code = "import sys, platform_pkg.definitions; print(sorted({'ccxt', 'yfinance'} & set(sys.modules)))"
+    heavy = "{'ccxt', 'yfinance', 'httpx', 'rich'}"
+    code = f"import sys, platform_pkg.definitions; print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -6,11 +6,10 @@ on the run's meter *before* it is sent, so retries are counted and limited like 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-
-import httpx
 
 from platform_pkg.market.ratelimit import SharedTokenBucket
 from platform_pkg.market.retry import (
@@ -65,7 +64,9 @@ def classify_http(exc: BaseException) -> Verdict:
     """The verdict for an exception raised around an HTTP call by httpx, curl_cffi or the OS."""
     if isinstance(exc, HttpStatusError):
         return exc.verdict
-    if isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError):
+    httpx = sys.modules.get("httpx")  # not imported: none of its errors can have been raised
+    transport = (httpx.TransportError,) if httpx is not None else ()
+    if isinstance(exc, (*transport, ConnectionError, TimeoutError)):
         return Verdict(TRANSIENT, None, type(exc).__name__)
     names = {cls.__name__ for cls in type(exc).__mro__}
     if names & _TRANSIENT_NAMES or "curl: (" in str(exc):
@@ -85,6 +86,8 @@ class JsonApi:
         headers: dict[str, str] | None = None,
         secrets: Iterable[str | None] = (),
     ):
+        import httpx  # here, not at the top: it imports rich, ~0.1 s for every run process
+
         self.gate = gate
         self.secrets = tuple(secrets)
         self._client = httpx.Client(
