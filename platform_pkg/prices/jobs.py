@@ -2,12 +2,10 @@
 
 import dagster as dg
 
-from platform_pkg.partitions import symbol_date_partitions
 from platform_pkg.prices.assets import prices_1d, prices_1h
 
 prices_job = dg.define_asset_job(
     "prices_job",
     selection=[prices_1h, prices_1d],
-    partitions_def=symbol_date_partitions,
     description="Fetch hourly and daily candles for the selected symbols and days.",
 )
