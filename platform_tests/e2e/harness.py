@@ -107,6 +107,7 @@ class DagsterDev:
                 "DAGSTER_HOME": str(self.home),
                 "PLATFORM_WAREHOUSE": str(self.warehouse),
                 "PLATFORM_PORTFOLIO": str(self.portfolio),
+                "PLATFORM_RATE_LIMIT_DIR": str(self.workdir / "ratelimit"),
                 "PATH": f"{DAGSTER.parent}{os.pathsep}{env.get('PATH', '')}",
                 "PYTHONUNBUFFERED": "1",
                 # As scripts/dev.sh: one planned event per ranged run, not one per partition.
