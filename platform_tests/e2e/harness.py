@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -158,6 +159,18 @@ class DagsterDev:
         raise TimeoutError(
             f"dagster dev did not serve its code location in {timeout:.0f} s:\n{self.log_tail()}"
         )
+
+    def add_symbols(self, *symbols: str) -> None:
+        """Add symbol partitions the way a user would: the project's CLI, on this instance."""
+        added = subprocess.run(
+            [sys.executable, "-m", "platform_pkg.cli", "symbols", "add", *symbols],
+            cwd=PROJECT_ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert added.returncode == 0, added.stderr
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         response = httpx.post(

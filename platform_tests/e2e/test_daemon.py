@@ -1,7 +1,5 @@
 """End to end with the real webserver and daemon: a new holding and a UI backfill become ranged runs."""
 
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
@@ -12,7 +10,6 @@ from platform_pkg.warehouse.connection import connect
 from platform_tests.e2e.harness import (
     BACKFILL_QUERY,
     LAUNCH_BACKFILL,
-    PROJECT_ROOT,
     TERMINAL,
     DagsterDev,
 )
@@ -113,15 +110,7 @@ LAUNCH = {
 
 
 def test_a_ui_backfill_of_a_date_range_becomes_ranged_runs(dev):
-    added = subprocess.run(
-        [sys.executable, "-m", "platform_pkg.cli", "symbols", "add", "BTC-USDT", "SOL-USDT"],
-        cwd=PROJECT_ROOT,
-        env=dev.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert added.returncode == 0, added.stderr
+    dev.add_symbols("BTC-USDT", "SOL-USDT")
     launched = dev.graphql(LAUNCH_BACKFILL, {"params": LAUNCH})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill_id = launched["backfillId"]

@@ -3,8 +3,6 @@
 import os
 import re
 import signal
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -12,7 +10,7 @@ import pytest
 
 from platform_pkg.market.demo import DemoMarket
 from platform_pkg.warehouse.connection import connect
-from platform_tests.e2e.harness import PROJECT_ROOT, TERMINAL, DagsterDev
+from platform_tests.e2e.harness import TERMINAL, DagsterDev
 from platform_tests.fakes.binance import FakeBinance
 from platform_tests.fakes.server import Fault
 
@@ -74,15 +72,7 @@ def test_a_killed_run_is_retried_by_the_daemon_and_resumes_exactly(tmp_path):
             "date,account,symbol,asset_class,side,quantity,price,currency,fee\n"
         )
         with dev:
-            added = subprocess.run(
-                [sys.executable, "-m", "platform_pkg.cli", "symbols", "add", "BTC-USDT"],
-                cwd=PROJECT_ROOT,
-                env=dev.env(),
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert added.returncode == 0, added.stderr
+            dev.add_symbols("BTC-USDT")
             market_config = {
                 "crypto_source": "ccxt",
                 "ccxt_api_url": exchange.url,

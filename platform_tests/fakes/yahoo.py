@@ -125,7 +125,7 @@ class FakeYahoo(FakeServer):
         if interval == "1h":
             days = pd.date_range(start.date(), end.date(), freq="D", tz=UTC)
             meta["tradingPeriods"] = [
-                [self._session(d.to_pydatetime())] for d in days if d.dayofweek < 5
+                [self._session(d.to_pydatetime())] for d in days if d.day_of_week < 5
             ]
         stamps = [int(ts.timestamp()) for ts in bars["ts"]]
         quote = {
