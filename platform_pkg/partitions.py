@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -110,10 +110,22 @@ def windows_for_context(context: dg.AssetExecutionContext | dg.InputContext) -> 
     return windows_from_keys(context.partition_keys)
 
 
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
 def partition_range_tags(window: SymbolWindow) -> dict[str, str]:
     """Run tags that make one run cover ``window`` (the same tags the backfill daemon sets)."""
     last = (window.end - timedelta(days=1)).date().isoformat()
     return {
-        "dagster/asset_partition_range_start": f"{window.start.date().isoformat()}|{window.symbol}",
-        "dagster/asset_partition_range_end": f"{last}|{window.symbol}",
+        RANGE_START_TAG: f"{window.start.date().isoformat()}|{window.symbol}",
+        RANGE_END_TAG: f"{last}|{window.symbol}",
     }
+
+
+def range_end_symbols(tags: Mapping[str, str]) -> set[str]:
+    """The symbols of a ranged run's two ends, from its tags (none for a run without a range)."""
+    ends = [tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)]
+    if None in ends:
+        return set()
+    return {_parse(key).keys_by_dimension["symbol"] for key in ends}

@@ -6,7 +6,12 @@ from datetime import date, datetime, timedelta
 import dagster as dg
 
 from platform_pkg.market.resources import MarketData
-from platform_pkg.partitions import daily_partitions, partition_range_tags, symbols_partitions
+from platform_pkg.partitions import (
+    daily_partitions,
+    partition_range_tags,
+    range_end_symbols,
+    symbols_partitions,
+)
 from platform_pkg.portfolio import tracked
 from platform_pkg.portfolio.assets import holdings, portfolio_transactions, tracked_assets
 from platform_pkg.portfolio.positions import positions, symbol_holdings
@@ -15,7 +20,9 @@ from platform_pkg.portfolio.tracking import (
     PRICE_ASSETS,
     Calendar,
     HoldingsCursor,
+    PriceRequest,
     history_start,
+    plan_repairs,
     plan_tracking,
 )
 from platform_pkg.portfolio.transactions import parse_portfolio
@@ -72,7 +79,7 @@ def holdings_sensor(
         )
     now = market.clock()()
     if snapshot.digest == cursor.digest:
-        return _quiet_tick(cursor, warehouse, now)
+        return _quiet_tick(context, cursor, warehouse, market, portfolio, now)
 
     checks = MarketChecks(market)
     parsed = parse_portfolio(snapshot.text, known_symbol=checks.unknown_reason, now=now)
@@ -107,18 +114,7 @@ def holdings_sensor(
     with warehouse.transaction() as con:
         tracked.write(con, tracked.tracked_frame(held, gone, starts, now))
 
-    run_requests = [
-        dg.RunRequest(
-            run_key=request.run_key,
-            asset_selection=[dg.AssetKey(request.data_type)],
-            tags={
-                **partition_range_tags(request.window),
-                "platform/trigger": "holdings_sensor",
-                "platform/reason": request.reason[:200],
-            },
-        )
-        for request in plan.requests
-    ]
+    run_requests = [_price_run(request) for request in plan.requests]
     run_requests.append(
         dg.RunRequest(
             run_key=f"portfolio:{snapshot.digest}",
@@ -159,17 +155,74 @@ def holdings_sensor(
     )
 
 
-def _quiet_tick(cursor: HoldingsCursor, warehouse: Warehouse, now: datetime):
+def _quiet_tick(
+    context: dg.SensorEvaluationContext,
+    cursor: HoldingsCursor,
+    warehouse: Warehouse,
+    market: MarketData,
+    portfolio: PortfolioFile,
+    now: datetime,
+):
+    """Every few minutes with the file unchanged: last_price_update, and history repairs."""
     checked = datetime.fromisoformat(cursor.prices_checked_at) if cursor.prices_checked_at else None
     if not cursor.symbols or (checked is not None and now - checked < PRICE_CHECK_EVERY):
         return dg.SkipReason("the portfolio file has not changed")
     with warehouse.transaction() as con:
         changed = tracked.refresh_price_updates(con)
     cursor.prices_checked_at = now.isoformat()
+    active = [s for s, held in cursor.symbols.items() if held.active]
+    coverage = _coverage(warehouse, active)
+    repairs = plan_repairs(
+        cursor.symbols,
+        cursor.repairs,
+        coverage=lambda s, dt: coverage.get((s, dt)),
+        earliest=MarketChecks(market).earliest,
+        calendar=_calendar(now, portfolio.history_days),
+        in_flight=_in_flight(context.instance),
+        now=now,
+    )
+    for note in repairs.notes:
+        context.log.warning(note)
+    cursor.repairs = repairs.repairs
+    skip = f"the portfolio file has not changed; last_price_update moved for {changed} symbol(s)"
     return dg.SensorResult(
-        skip_reason=f"the portfolio file has not changed; last_price_update moved for {changed} symbol(s)",
+        run_requests=[_price_run(request) for request in repairs.requests],
+        skip_reason=None if repairs.requests else skip,
         cursor=cursor.dump(),
     )
+
+
+def _price_run(request: PriceRequest) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=request.run_key,
+        asset_selection=[dg.AssetKey(request.data_type)],
+        tags={
+            **partition_range_tags(request.window),
+            "platform/trigger": "holdings_sensor",
+            "platform/reason": request.reason[:200],
+        },
+    )
+
+
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def _in_flight(instance: dg.DagsterInstance) -> set[tuple[str, str]]:
+    """(symbol, asset) pairs that a queued or running ranged run will write.
+
+    The symbols are those of the range's two ends: a schedule's run over several symbols also
+    covers those between, but only for recent days, never a history.
+    """
+    pairs = set()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=1000):
+        for symbol in range_end_symbols(run.tags):
+            pairs |= {(symbol, key.path[-1]) for key in run.asset_selection or ()}
+    return pairs
 
 
 def _calendar(now: datetime, history_days: int) -> Calendar:

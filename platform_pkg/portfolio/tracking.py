@@ -13,13 +13,18 @@ watermarks (what the warehouse really holds):
 
 Every requested range is clamped to the partitions' first day and to what the source serves,
 and each clamp is noted. Requests carry a run key made of the range, so no range is asked twice.
+
+A history run can fail for good (a source down longer than its retries, a run cancelled): then
+the history of an active symbol stays short of its start with no run in flight. Such a gap is
+asked for again, spaced out (:data:`REPAIR_BACKOFF`), a bounded number of times; each repair run
+fetches only what is still missing.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from platform_pkg.partitions import SymbolWindow, day_start
@@ -30,6 +35,14 @@ HISTORY_DAYS = 365
 # The price assets and their candle intervals, daily first: it is the cheaper of the two.
 PRICE_ASSETS: tuple[tuple[str, str], ...] = (("prices_1d", "1d"), ("prices_1h", "1h"))
 CURSOR_VERSION = 1
+# A gap first seen with no run in flight is asked for again after 15 min, then after 1 h and 4 h
+# more; after that it is left to the user (the sensor logs it), so a symbol the source will never
+# serve cannot spend requests forever.
+REPAIR_BACKOFF: tuple[timedelta, ...] = (
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    timedelta(hours=4),
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,15 @@ class TrackedSymbol:
     accounts: int
 
 
+@dataclass(frozen=True)
+class Repair:
+    """A history gap being asked for again: repair runs requested so far, and since when the
+    next one waits (the gap's first sighting, or the last repair)."""
+
+    attempts: int
+    since: datetime
+
+
 @dataclass
 class HoldingsCursor:
     """The sensor's high-water mark over portfolio changes, kept in its Dagster cursor."""
@@ -49,6 +71,7 @@ class HoldingsCursor:
     lines: int = 0  # data lines in that content (the append position)
     symbols: dict[str, TrackedSymbol] = field(default_factory=dict)
     prices_checked_at: str | None = None  # when last_price_update was last refreshed (ISO)
+    repairs: dict[str, Repair] = field(default_factory=dict)  # "data_type:symbol" -> Repair
 
     @classmethod
     def parse(cls, raw: str | None) -> HoldingsCursor:
@@ -65,8 +88,16 @@ class HoldingsCursor:
             )
             for key, item in data.get("symbols", {}).items()
         }
+        repairs = {
+            key: Repair(int(item["attempts"]), datetime.fromisoformat(item["since"]))
+            for key, item in data.get("repairs", {}).items()
+        }
         return cls(
-            data.get("digest"), int(data.get("lines", 0)), symbols, data.get("prices_checked_at")
+            data.get("digest"),
+            int(data.get("lines", 0)),
+            symbols,
+            data.get("prices_checked_at"),
+            repairs,
         )
 
     def dump(self) -> str:
@@ -84,6 +115,10 @@ class HoldingsCursor:
                     for key, s in sorted(self.symbols.items())
                 },
                 "prices_checked_at": self.prices_checked_at,
+                "repairs": {
+                    key: {"attempts": r.attempts, "since": r.since.isoformat()}
+                    for key, r in sorted(self.repairs.items())
+                },
             },
             separators=(",", ":"),
         )
@@ -96,6 +131,7 @@ class PriceRequest:
     data_type: str
     window: SymbolWindow
     reason: str
+    repair: int = 0  # which repair of a failed history this is (0: not a repair)
 
     @property
     def first_day(self) -> date:
@@ -107,7 +143,8 @@ class PriceRequest:
 
     @property
     def run_key(self) -> str:
-        return f"{self.data_type}:{self.window.symbol}:{self.first_day}:{self.last_day}"
+        key = f"{self.data_type}:{self.window.symbol}:{self.first_day}:{self.last_day}"
+        return f"{key}:repair{self.repair}" if self.repair else key
 
 
 @dataclass
@@ -254,3 +291,77 @@ def _window(
     window = SymbolWindow(symbol, day_start(first), day_start(last + timedelta(days=1)))
     notes.append(f"{symbol} {data_type}: requesting {first}..{last} ({reason})")
     return [PriceRequest(data_type, window, reason)]
+
+
+@dataclass
+class RepairPlan:
+    requests: list[PriceRequest] = field(default_factory=list)
+    repairs: dict[str, Repair] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_repairs(
+    symbols: dict[str, TrackedSymbol],
+    repairs: dict[str, Repair],
+    *,
+    coverage: CoverageOf,
+    earliest: Earliest,
+    calendar: Calendar,
+    in_flight: set[tuple[str, str]],
+    now: datetime,
+) -> RepairPlan:
+    """Repair runs for the history gaps of active symbols that no run in flight is filling.
+
+    A gap is a history that starts after its :func:`history_start` (or no history at all). It is
+    asked for :data:`REPAIR_BACKOFF` after it is first seen, then again after each further wait,
+    and then no more. ``in_flight`` holds the (symbol, data type) pairs of queued or running runs.
+    """
+    plan = RepairPlan()
+    for symbol, held in sorted(symbols.items()):
+        if not held.active:
+            continue
+        for data_type, interval in PRICE_ASSETS:
+            key = f"{data_type}:{symbol}"
+            cov = coverage(symbol, data_type)
+            # Clamping to the source only moves the start later: no need to ask the source
+            # when the history already reaches the unclamped start.
+            wanted = max(
+                held.first_acquired - timedelta(days=calendar.history_days), calendar.first_day
+            )
+            if cov is not None and cov.oldest.date() <= wanted:
+                continue
+            start = history_start(
+                held.first_acquired, symbol, data_type, interval, earliest, calendar
+            )
+            last = calendar.last_day if cov is None else cov.oldest.date() - timedelta(days=1)
+            if start > last:
+                continue
+            previous = repairs.get(key)
+            if (symbol, data_type) in in_flight:
+                if previous is not None:
+                    plan.repairs[key] = previous
+                continue
+            if previous is None:
+                plan.repairs[key] = Repair(0, now)
+                plan.notes.append(
+                    f"{symbol} {data_type}: history missing {start}..{last} with no run in flight; "
+                    f"asking again at {now + REPAIR_BACKOFF[0]:%Y-%m-%d %H:%M} UTC unless filled"
+                )
+                continue
+            plan.repairs[key] = previous
+            if (
+                previous.attempts >= len(REPAIR_BACKOFF)
+                or now < previous.since + REPAIR_BACKOFF[previous.attempts]
+            ):
+                continue
+            attempt = previous.attempts + 1
+            reason = f"repair {attempt} of {len(REPAIR_BACKOFF)}: the history run did not fill it"
+            for request in _window(data_type, symbol, start, last, reason, plan.notes):
+                plan.requests.append(replace(request, repair=attempt))
+            plan.repairs[key] = Repair(attempt, now)
+            if attempt == len(REPAIR_BACKOFF):
+                plan.notes.append(
+                    f"{symbol} {data_type}: last automatic repair; if it fails too, re-execute "
+                    "the run or launch a backfill of the range"
+                )
+    return plan

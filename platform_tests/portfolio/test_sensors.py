@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pandas as pd
 import pytest
+from dagster._core.storage.dagster_run import DagsterRun
 
 from platform_pkg.definitions import defs
 from platform_pkg.market.demo import DemoMarket
@@ -252,3 +253,48 @@ def test_a_quiet_sensor_copies_price_update_times_into_tracked_assets(pf):
     quiet = pf.tick(now=NOW + timedelta(minutes=6), run=False)
     assert "last_price_update moved for 1 symbol(s)" in quiet.skip_reason.skip_message
     assert rows(pf.warehouse, query) == [(True,)]
+
+
+def test_a_history_that_never_arrived_is_asked_again_later_and_then_complete(pf):
+    pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
+    assert len(pf.price_requests(pf.tick(run=False))) == 2  # requested; never fills (source down)
+    seen = pf.tick(now=NOW + timedelta(minutes=6), run=False)
+    assert seen.run_requests == [] and "has not changed" in seen.skip_reason.skip_message
+    assert sorted(HoldingsCursor.parse(pf.cursor).repairs) == [
+        "prices_1d:ETH-USDT",
+        "prices_1h:ETH-USDT",
+    ]
+    assert pf.tick(now=NOW + timedelta(minutes=12), run=False).run_requests == []
+
+    later = NOW + timedelta(minutes=22)  # 15 min after the gap was first seen
+    repaired = pf.tick(now=later)
+    assert spans(repaired) == [
+        ("prices_1d", "2026-04-11|ETH-USDT", "2026-06-15|ETH-USDT"),
+        ("prices_1h", "2026-04-11|ETH-USDT", "2026-06-15|ETH-USDT"),
+    ]
+    assert all(r.run_key.endswith(":repair1") for r in repaired.run_requests)
+    pd.testing.assert_frame_equal(
+        stored(pf.warehouse, "prices_1h", "ETH-USDT"),
+        demo("ETH-USDT", "1h", "2026-04-11", now=later),
+        check_dtype=False,
+    )
+    done = pf.tick(now=later + timedelta(minutes=6), run=False)
+    assert done.run_requests == [] and HoldingsCursor.parse(pf.cursor).repairs == {}
+
+
+def test_a_history_run_still_in_flight_is_not_asked_again(pf):
+    pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
+    first = pf.tick(run=False)
+    for request in pf.price_requests(first):  # a slow source: the runs are still going
+        pf.instance.add_run(
+            DagsterRun(
+                job_name="prices_job",
+                status=dg.DagsterRunStatus.STARTED,
+                tags=request.tags,
+                asset_selection=frozenset(request.asset_selection),
+            )
+        )
+    for minutes in (6, 30, 120):
+        tick = pf.tick(now=NOW + timedelta(minutes=minutes), run=False)
+        assert tick.run_requests == []
+    assert HoldingsCursor.parse(pf.cursor).repairs == {}

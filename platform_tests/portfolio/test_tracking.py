@@ -1,6 +1,6 @@
 """The tracking plan: new symbols, repeat buys, earlier purchases, sold to zero, bought again."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -8,9 +8,12 @@ import pytest
 from platform_pkg.market.demo import DemoMarket
 from platform_pkg.portfolio.positions import SymbolHolding
 from platform_pkg.portfolio.tracking import (
+    REPAIR_BACKOFF,
     Calendar,
     HoldingsCursor,
+    Repair,
     TrackedSymbol,
+    plan_repairs,
     plan_tracking,
 )
 from platform_pkg.warehouse.watermarks import Coverage
@@ -172,9 +175,106 @@ def test_a_symbol_tracked_before_the_cursor_fetches_only_what_is_missing():
 
 def test_the_cursor_round_trips_and_refuses_another_version():
     cursor = HoldingsCursor(
-        "abc", 12, {"AAPL": TrackedSymbol(date(2025, 3, 1), False, 0)}, "2026-11-24T10:00:00+00:00"
+        "abc",
+        12,
+        {"AAPL": TrackedSymbol(date(2025, 3, 1), False, 0)},
+        "2026-11-24T10:00:00+00:00",
+        {"prices_1d:AAPL": Repair(2, at("2026-11-24T09:00:00"))},
     )
     assert HoldingsCursor.parse(cursor.dump()) == cursor
+    older = '{"v":1,"digest":"abc","lines":1,"symbols":{},"prices_checked_at":null}'
+    assert HoldingsCursor.parse(older).repairs == {}, "a cursor from before repairs still reads"
     assert HoldingsCursor.parse(None) == HoldingsCursor()
     with pytest.raises(ValueError, match="version"):
         HoldingsCursor.parse('{"v": 99}')
+
+
+ETH = {"ETH-USDT": TrackedSymbol(date(2026, 5, 1), True, 1)}
+NOON = at("2026-11-24T12:00:00")
+
+
+def repairs_at(now, state, coverage=None, in_flight=(), symbols=ETH, earliest=EARLIEST):
+    cov = coverage or {}
+    return plan_repairs(
+        symbols,
+        state,
+        coverage=lambda s, dt: cov.get((s, dt)),
+        earliest=earliest,
+        calendar=CALENDAR,
+        in_flight=set(in_flight),
+        now=now,
+    )
+
+
+def test_a_missing_history_is_asked_again_spaced_out_then_left_to_the_user():
+    seen = repairs_at(NOON, {})
+    assert seen.requests == [], "first sighting: the history run may just have failed"
+    assert seen.repairs == {
+        "prices_1d:ETH-USDT": Repair(0, NOON),
+        "prices_1h:ETH-USDT": Repair(0, NOON),
+    }
+    assert repairs_at(NOON + timedelta(minutes=14), seen.repairs).requests == []
+
+    state, now, keys = seen.repairs, NOON, []
+    for attempt, wait in enumerate(REPAIR_BACKOFF, start=1):
+        now += wait
+        assert repairs_at(now - timedelta(minutes=1), state).requests == [], "not yet"
+        result = repairs_at(now, state)
+        assert spans(result) == [
+            ("prices_1d", "ETH-USDT", "2025-05-01", "2026-11-24"),
+            ("prices_1h", "ETH-USDT", "2025-05-01", "2026-11-24"),
+        ]
+        keys += [r.run_key for r in result.requests]
+        state = result.repairs
+        assert state["prices_1h:ETH-USDT"] == Repair(attempt, now)
+    assert keys[-1] == "prices_1h:ETH-USDT:2025-05-01:2026-11-24:repair3"
+    assert len(set(keys)) == 6, "every repair has its own run key"
+    assert any("last automatic repair" in n for n in result.notes)
+    assert repairs_at(now + timedelta(days=30), state).requests == [], "then no more"
+
+
+def test_only_the_missing_older_stretch_is_repaired_and_a_filled_gap_is_forgotten():
+    partial = {(("ETH-USDT", dt)): Coverage(at("2026-02-01"), at("2026-11-24")) for dt in
+               ("prices_1d", "prices_1h")}  # fmt: skip
+    state = {"prices_1d:ETH-USDT": Repair(1, NOON), "prices_1h:ETH-USDT": Repair(1, NOON)}
+    result = repairs_at(NOON + timedelta(hours=1), state, partial)
+    assert spans(result) == [
+        ("prices_1d", "ETH-USDT", "2025-05-01", "2026-01-31"),
+        ("prices_1h", "ETH-USDT", "2025-05-01", "2026-01-31"),
+    ]
+    full = {key: Coverage(at("2025-05-01"), cov.newest) for key, cov in partial.items()}
+    done = repairs_at(NOON + timedelta(hours=2), result.repairs, full)
+    assert done.requests == [] and done.repairs == {}
+
+
+def test_a_run_in_flight_is_waited_for_and_inactive_symbols_are_left_alone():
+    state = {"prices_1d:ETH-USDT": Repair(1, NOON)}
+    later = NOON + timedelta(days=1)
+    busy = repairs_at(later, state, in_flight=[("ETH-USDT", "prices_1d")])
+    assert busy.requests == []
+    assert busy.repairs == {
+        "prices_1d:ETH-USDT": Repair(1, NOON),  # kept, not advanced: the run may fill it
+        "prices_1h:ETH-USDT": Repair(0, later),  # first sighting
+    }
+    sold = {"ETH-USDT": TrackedSymbol(date(2026, 5, 1), False, 0)}
+    assert repairs_at(NOON, {}, symbols=sold).repairs == {}
+
+
+def test_a_history_reaching_its_start_never_asks_the_source():
+    full = {("ETH-USDT", dt): Coverage(at("2025-05-01"), at("2026-11-24")) for dt in
+            ("prices_1d", "prices_1h")}  # fmt: skip
+
+    def no_requests(symbol, interval):
+        raise AssertionError("the source was asked")
+
+    assert repairs_at(NOON, {}, full, earliest=no_requests).repairs == {}
+
+
+def test_a_history_clamped_to_the_listing_is_complete():
+    # SOL-USDT is listed on the demo market from 2020-04-10: bought in 2020, its history can
+    # only start there, and a history from the listing on is complete.
+    sol = {"SOL-USDT": TrackedSymbol(date(2020, 6, 1), True, 1)}
+    listed = DemoMarket().earliest("SOL-USDT", "1d").date()
+    cov = {("SOL-USDT", dt): Coverage(at(str(listed)), at("2026-11-24")) for dt in
+           ("prices_1d", "prices_1h")}  # fmt: skip
+    assert repairs_at(NOON, {}, cov, symbols=sol).repairs == {}
