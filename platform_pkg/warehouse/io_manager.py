@@ -16,7 +16,10 @@ from platform_pkg.warehouse.upsert import TableSpec, UpsertStats, q, table_colum
 # Metadata an asset declares for this IO manager.
 KEY_METADATA = "primary_key"  # list of key columns
 AUDIT_METADATA = "audit_columns"  # columns that do not make a row "changed"
-TIME_COLUMN_METADATA = "time_column"  # the column a date partition selects on
+TIME_COLUMN_METADATA = "time_column"  # the column a date partition selects on (default ts)
+SYMBOL_COLUMN_METADATA = (
+    "symbol_column"  # the column a symbol partition selects on (default symbol)
+)
 
 
 def table_spec(metadata: dict[str, Any], table: str) -> TableSpec:
@@ -91,12 +94,15 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
         table = context.asset_key.path[-1]
         metadata = dict(upstream.definition_metadata or {}) if upstream else {}
         time_column = _plain(metadata.get(TIME_COLUMN_METADATA, "ts"))
+        symbol_column = _plain(metadata.get(SYMBOL_COLUMN_METADATA, "symbol"))
         where, params = "", []
         if context.has_asset_partitions and upstream is not None:
             windows = windows_from_keys(context.asset_partition_keys)
             clauses = []
             for window in windows:
-                clauses.append(f"(symbol = ? AND {q(time_column)} >= ? AND {q(time_column)} < ?)")
+                clauses.append(
+                    f"({q(symbol_column)} = ? AND {q(time_column)} >= ? AND {q(time_column)} < ?)"
+                )
                 params += [window.symbol, window.start, window.end]
             where = " WHERE " + (" OR ".join(clauses) or "false")
         with self.warehouse.connection() as con:
