@@ -1,16 +1,17 @@
 """The instance's event log: Dagster's SQLite storage, writing a ranged run's events in bulk.
 
-A ranged run over a year of dates ends with one materialisation event per partition: 366 per
-symbol and asset. Dagster's SQLite storage writes each one on its own, opening and committing the
-run's shard and the cross-run index shard for every event (about 9 ms each on this machine), so
-recording the events cost several times more than fetching and storing the candles. Dagster
-already hands a run's materialisations over as one batch when ``DAGSTER_EVENT_BATCH_SIZE`` is
-set, but only its Postgres storage writes a batch at once; SQLite falls back to one at a time.
+A ranged run over a year of dates logs one event per partition, twice: 366 "planned" events when
+the run is created and 366 materialisations when it ends, per symbol and asset. Dagster's SQLite
+storage writes each one on its own, opening and committing the run's shard and the cross-run index
+shard for every event (about 9 ms each on this machine), so recording the events cost several
+times more than fetching and storing the candles. Dagster already hands such events over as one
+batch when ``DAGSTER_EVENT_BATCH_SIZE`` is set, but only its Postgres storage writes a batch at
+once; SQLite falls back to one at a time.
 
 This storage writes such a batch the way Dagster's Postgres storage does: one insert into the index
-shard with the event ids back, one into the run's shard, the asset-event tags (which hold
-the partition dimensions) for every event, and the asset's latest-event row from the last event.
-What is stored is the same as event by event; any other batch goes through the stock path.
+shard with the event ids back, the asset-event tags (which hold the partition dimensions) for
+every event, the asset's latest-event row from its last event, then one insert into the run's
+shard. What is stored is the same as event by event; any other batch goes through the stock path.
 """
 
 from __future__ import annotations
@@ -26,8 +27,15 @@ from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._serdes import ConfigurableClassData
 
+# The kinds a ranged run produces one per partition: planned when the run is created, then
+# materialised (or observed). Each goes through the same steps as event by event in the stock
+# storage: the index row, its tags, the asset's latest-event row.
 BULK_EVENT_TYPES = frozenset(
-    {DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION}
+    {
+        DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+        DagsterEventType.ASSET_MATERIALIZATION,
+        DagsterEventType.ASSET_OBSERVATION,
+    }
 )
 
 
@@ -45,7 +53,7 @@ def default_base_dir() -> str:
 
 
 def bulk_writable(events: Sequence[EventLogEntry]) -> bool:
-    """A batch of one run's materialisations (or observations) of assets, of a single kind."""
+    """A batch of one run's asset events of a single bulk-writable kind."""
     if not events:
         return False
     kinds = {event.dagster_event_type for event in events}

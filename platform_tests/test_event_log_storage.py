@@ -12,6 +12,9 @@ from platform_pkg.prices.assets import prices_1d
 from platform_pkg.warehouse.connection import PROJECT_ROOT
 from platform_tests.conftest import range_tags, resources_for
 
+PLANNED = dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+PER_PARTITION = {PLANNED, dg.DagsterEventType.ASSET_MATERIALIZATION}
+
 BATCHING = {
     "module": "platform_pkg.event_log_storage",
     "class": "BatchingSqliteEventLogStorage",
@@ -29,7 +32,7 @@ def record_of_a_ranged_run(tmp_path, storage: dict | None, monkeypatch) -> dict:
     real_store_event = SqliteEventLogStorage.store_event
 
     def store_event(self, event):
-        if event.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+        if event.dagster_event_type in PER_PARTITION:
             single_writes.append(event)
         return real_store_event(self, event)
 
@@ -48,6 +51,10 @@ def record_of_a_ranged_run(tmp_path, storage: dict | None, monkeypatch) -> dict:
             result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
         )
         records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), 100).records
+        planned_log = instance.all_logs(result.run_id, of_type=PLANNED)
+        planned_index = instance.get_event_records(
+            dg.EventRecordsFilter(event_type=PLANNED, asset_key=key), limit=100
+        )
         entry = instance.get_asset_records([key])[0].asset_entry
         return {
             "storage": type(instance.event_log_storage),
@@ -62,6 +69,8 @@ def record_of_a_ranged_run(tmp_path, storage: dict | None, monkeypatch) -> dict:
                 tuple(sorted((k, v) for k, v in t.items() if k.startswith("dagster/partition")))
                 for t in instance.event_log_storage.get_event_tags_for_asset(key)
             ),
+            "planned_run_log": [e.dagster_event.partition for e in planned_log],
+            "planned_index_newest_first": [r.partition_key for r in planned_index],
             "latest": entry.last_materialization_record.partition_key,
             "last_run_is_this_run": entry.last_run_id == result.run_id,
             "metadata": sorted(
@@ -73,13 +82,15 @@ def record_of_a_ranged_run(tmp_path, storage: dict | None, monkeypatch) -> dict:
 
 def test_a_batched_run_is_recorded_as_the_stock_storage_records_it(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    monkeypatch.delenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", raising=False)
     stock = record_of_a_ranged_run(tmp_path, None, monkeypatch)
     batching = record_of_a_ranged_run(tmp_path, BATCHING, monkeypatch)
 
     assert stock.pop("storage") is SqliteEventLogStorage
     assert batching.pop("storage") is BatchingSqliteEventLogStorage
-    assert stock.pop("single_writes") == 10, "the stock storage writes event by event"
-    assert batching.pop("single_writes") == 0, "the batch went through the bulk path"
+    assert stock.pop("single_writes") == 20, "the stock storage writes event by event"
+    assert batching.pop("single_writes") == 0, "both batches went through the bulk path"
+    assert len(stock["planned_run_log"]) == 10 and len(stock["planned_index_newest_first"]) == 10
     assert len(stock["materialized"]) == 10 and stock["ids_ascending"]
     assert stock["latest"] == stock["run_log"][-1]
     assert len(stock["tags"]) == 10 and all(len(dims) == 2 for dims in stock["tags"])
@@ -103,7 +114,7 @@ def test_a_failed_batch_write_leaves_nothing_behind_for_the_one_by_one_fallback(
     monkeypatch.setattr(BatchingSqliteEventLogStorage, "_store_asset_event_tags", busy_once)
     batching = record_of_a_ranged_run(tmp_path, BATCHING, monkeypatch)
     assert failures == [10]
-    assert batching.pop("single_writes") == 10, "Dagster fell back to one by one"
+    assert batching.pop("single_writes") == 10, "Dagster wrote the planned events one by one"
     for record in (stock, batching):
         record.pop("storage")
     stock.pop("single_writes")
@@ -113,7 +124,7 @@ def test_a_failed_batch_write_leaves_nothing_behind_for_the_one_by_one_fallback(
 def test_without_the_batch_setting_events_are_written_one_by_one(tmp_path, monkeypatch):
     monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
     record = record_of_a_ranged_run(tmp_path, BATCHING, monkeypatch)
-    assert record["single_writes"] == 10
+    assert record["single_writes"] == 20
     assert len(record["materialized"]) == 10
 
 
