@@ -167,11 +167,11 @@ def _quiet_tick(
     checked = datetime.fromisoformat(cursor.prices_checked_at) if cursor.prices_checked_at else None
     if not cursor.symbols or (checked is not None and now - checked < PRICE_CHECK_EVERY):
         return dg.SkipReason("the portfolio file has not changed")
+    active = [s for s, held in cursor.symbols.items() if held.active]
     with warehouse.transaction() as con:
         changed = tracked.refresh_price_updates(con)
+        coverage = watermarks.read_coverages(con, active, [dt for dt, _ in PRICE_ASSETS])
     cursor.prices_checked_at = now.isoformat()
-    active = [s for s, held in cursor.symbols.items() if held.active]
-    coverage = _coverage(warehouse, active)
     repairs = plan_repairs(
         cursor.symbols,
         cursor.repairs,
@@ -234,10 +234,6 @@ def _calendar(now: datetime, history_days: int) -> Calendar:
 
 
 def _coverage(warehouse: Warehouse, symbols: list[str]) -> dict:
-    """Every held symbol's coverage per price asset, read on one short connection."""
+    """Every held symbol's coverage per price asset, in one query."""
     with warehouse.connection() as con:
-        return {
-            (s, data_type): watermarks.read_coverage(con, s, data_type)
-            for s in symbols
-            for data_type, _ in PRICE_ASSETS
-        }
+        return watermarks.read_coverages(con, symbols, [dt for dt, _ in PRICE_ASSETS])

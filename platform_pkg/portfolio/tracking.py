@@ -219,6 +219,12 @@ def plan_tracking(
     return plan
 
 
+def partition_start(first_acquired: date, calendar: Calendar) -> date:
+    """A year before the first acquisition, clamped to the first partition: the history start
+    before the source's say, which can only move it later."""
+    return max(first_acquired - timedelta(days=calendar.history_days), calendar.first_day)
+
+
 def history_start(
     first_acquired: date,
     symbol: str,
@@ -230,9 +236,8 @@ def history_start(
 ) -> date:
     """A year before the first acquisition, clamped to the first partition and the source."""
     wanted = first_acquired - timedelta(days=calendar.history_days)
-    start, why = wanted, ""
-    if calendar.first_day > start:
-        start, why = calendar.first_day, f"the first date partition is {calendar.first_day}"
+    start = partition_start(first_acquired, calendar)
+    why = f"the first date partition is {calendar.first_day}" if start > wanted else ""
     served = earliest(symbol, interval)
     if served is not None and served.date() > start:
         start = served.date()
@@ -323,16 +328,23 @@ def plan_repairs(
         for data_type, interval in PRICE_ASSETS:
             key = f"{data_type}:{symbol}"
             cov = coverage(symbol, data_type)
-            # Clamping to the source only moves the start later: no need to ask the source
-            # when the history already reaches the unclamped start.
-            wanted = max(
-                held.first_acquired - timedelta(days=calendar.history_days), calendar.first_day
-            )
-            if cov is not None and cov.oldest.date() <= wanted:
+            # No need to ask the source when the history already reaches its partition start.
+            if cov is not None and cov.oldest.date() <= partition_start(
+                held.first_acquired, calendar
+            ):
                 continue
-            start = history_start(
-                held.first_acquired, symbol, data_type, interval, earliest, calendar
-            )
+            try:
+                start = history_start(
+                    held.first_acquired, symbol, data_type, interval, earliest, calendar
+                )
+            except Exception as exc:  # the source: unknown symbol, network; the others go on
+                if key in repairs:
+                    plan.repairs[key] = repairs[key]
+                plan.notes.append(
+                    f"{symbol} {data_type}: could not ask the source where its history starts "
+                    f"({type(exc).__name__}: {exc}); looking again at the next check"
+                )
+                continue
             last = calendar.last_day if cov is None else cov.oldest.date() - timedelta(days=1)
             if start > last:
                 continue

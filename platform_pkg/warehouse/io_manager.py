@@ -16,10 +16,9 @@ from platform_pkg.warehouse.upsert import TableSpec, UpsertStats, q, table_colum
 # Metadata an asset declares for this IO manager.
 KEY_METADATA = "primary_key"  # list of key columns
 AUDIT_METADATA = "audit_columns"  # columns that do not make a row "changed"
-TIME_COLUMN_METADATA = "time_column"  # the column a date partition selects on (default ts)
-SYMBOL_COLUMN_METADATA = (
-    "symbol_column"  # the column a symbol partition selects on (default symbol)
-)
+# The columns a partition selects on: the date and the symbol (defaults ts and symbol).
+TIME_COLUMN_METADATA = "time_column"
+SYMBOL_COLUMN_METADATA = "symbol_column"
 
 
 def table_spec(metadata: dict[str, Any], table: str) -> TableSpec:

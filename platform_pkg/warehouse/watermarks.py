@@ -16,6 +16,7 @@ range already synced, so it never claims a gap. ``last_id`` serves cursor-style 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -71,18 +72,31 @@ def ensure(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def read_coverage(con: duckdb.DuckDBPyConnection, asset_id: str, data_type: str) -> Coverage | None:
+    return read_coverages(con, [asset_id], [data_type])[(asset_id, data_type)]
+
+
+def read_coverages(
+    con: duckdb.DuckDBPyConnection, asset_ids: Sequence[str], data_types: Sequence[str]
+) -> dict[tuple[str, str], Coverage | None]:
+    """The coverage of every (asset, data type) pair, in one query."""
     ensure(con)
-    rows = dict(
-        con.execute(
-            "SELECT data_type, last_timestamp FROM ingestion_state "
-            "WHERE asset_id = ? AND data_type IN (?, ?)",
-            [asset_id, data_type, data_type + OLDEST_SUFFIX],
+    wanted = list(data_types) + [dt + OLDEST_SUFFIX for dt in data_types]
+    found = {
+        (asset_id, data_type): ts
+        for asset_id, data_type, ts in con.execute(
+            "SELECT asset_id, data_type, last_timestamp FROM ingestion_state "
+            "WHERE list_contains(?, asset_id) AND list_contains(?, data_type)",
+            [list(asset_ids), wanted],
         ).fetchall()
-    )
-    newest, oldest = rows.get(data_type), rows.get(data_type + OLDEST_SUFFIX)
-    if newest is None or oldest is None:
-        return None
-    return Coverage(oldest=oldest, newest=newest)
+    }
+    coverages: dict[tuple[str, str], Coverage | None] = {}
+    for asset_id in asset_ids:
+        for data_type in data_types:
+            newest = found.get((asset_id, data_type))
+            oldest = found.get((asset_id, data_type + OLDEST_SUFFIX))
+            both = newest is not None and oldest is not None
+            coverages[(asset_id, data_type)] = Coverage(oldest, newest) if both else None
+    return coverages
 
 
 def commit_segment(

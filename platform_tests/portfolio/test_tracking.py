@@ -278,3 +278,20 @@ def test_a_history_clamped_to_the_listing_is_complete():
     cov = {("SOL-USDT", dt): Coverage(at(str(listed)), at("2026-11-24")) for dt in
            ("prices_1d", "prices_1h")}  # fmt: skip
     assert repairs_at(NOON, {}, cov, symbols=sol).repairs == {}
+
+
+def test_a_source_error_for_one_symbol_is_noted_and_the_others_are_repaired():
+    symbols = ETH | {"AAPL": TrackedSymbol(date(2026, 5, 1), True, 1)}
+    state = {f"{dt}:{s}": Repair(0, NOON) for dt in ("prices_1d", "prices_1h") for s in symbols}
+
+    def earliest(symbol, interval):
+        if symbol == "AAPL":
+            raise ConnectionError("connection reset")
+        return EARLIEST(symbol, interval)
+
+    later = NOON + REPAIR_BACKOFF[0]
+    result = repairs_at(later, state, symbols=symbols, earliest=earliest)
+    assert [r.window.symbol for r in result.requests] == ["ETH-USDT", "ETH-USDT"]
+    assert result.repairs["prices_1d:AAPL"] == Repair(0, NOON), "kept for the next check"
+    assert any("AAPL prices_1d: could not ask the source" in n and "connection reset" in n
+               for n in result.notes)  # fmt: skip

@@ -47,3 +47,25 @@ def test_commit_segment_writes_both_rows_in_the_callers_transaction():
     rows = con.execute("SELECT data_type FROM ingestion_state ORDER BY 1").fetchall()
     assert rows == [("prices_1h",), ("prices_1h_oldest",)]
     assert watermarks.read_coverage(con, "BTC-USDT", "prices_1h") == Coverage(t(0), t(9))
+
+
+def test_coverages_of_many_pairs_come_in_one_read():
+    con = duckdb.connect()
+    watermarks.commit_segment(con, "BTC-USDT", "prices_1h", Segment(t(0), t(10), t(9)), H, t(50))
+    watermarks.commit_segment(con, "ETH-USDT", "prices_1d", Segment(t(24), t(48), t(24)), H, t(50))
+    # A newest watermark without its oldest (a cursor-style row) is no coverage.
+    watermarks.write(con, "SOL-USDT", "prices_1h", now=t(50), last_timestamp=t(5))
+    got = watermarks.read_coverages(
+        con, ["BTC-USDT", "ETH-USDT", "SOL-USDT", "AAPL"], ["prices_1h", "prices_1d"]
+    )
+    assert got == {
+        ("BTC-USDT", "prices_1h"): Coverage(t(0), t(9)),
+        ("BTC-USDT", "prices_1d"): None,
+        ("ETH-USDT", "prices_1h"): None,
+        ("ETH-USDT", "prices_1d"): Coverage(t(24), t(24)),
+        ("SOL-USDT", "prices_1h"): None,
+        ("SOL-USDT", "prices_1d"): None,
+        ("AAPL", "prices_1h"): None,
+        ("AAPL", "prices_1d"): None,
+    }
+    assert watermarks.read_coverages(con, [], ["prices_1h"]) == {}
