@@ -1,23 +1,23 @@
 """``tracked_assets``: the symbols the platform fetches prices for, and why.
 
-One row per symbol ever held. ``tracking_users`` counts the accounts holding it now (a reference
-count); ``is_active`` is false once no account holds it: its history is kept, refreshes stop.
-``first_tracked_at`` is when tracking began and never moves; ``last_tracked_at`` is the last
-moment it was active; ``last_price_update`` is the last time its price watermarks moved.
+One row per symbol ever held in any account. ``tracking_users`` counts the accounts holding it
+now (a reference count); ``is_active`` is false once no account holds it: its history is kept,
+refreshes stop. ``first_tracked_at`` is when tracking began and never moves; ``last_tracked_at``
+is the last moment it was active; ``last_price_update`` is the last time its price watermarks
+moved — written by each price run in the transaction that moves them.
 
-Rows are derived from the portfolio as a whole and written idempotently, so a sensor tick that
-fails after writing them and is evaluated again writes the same rows.
+Rows are derived from the holdings as a whole and the stored rows, so materialising the asset
+twice writes the same rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date, datetime
 
 import duckdb
 import pandas as pd
 
-from platform_pkg.portfolio.positions import SymbolHolding
+from platform_pkg.warehouse.upsert import TableSpec, table_columns
 
 TABLE = "tracked_assets"
 COLUMNS: dict[str, str] = {
@@ -32,113 +32,61 @@ COLUMNS: dict[str, str] = {
     "last_price_update": "TIMESTAMPTZ",
     "updated_at": "TIMESTAMPTZ",
 }
-DDL = (
-    f"CREATE TABLE IF NOT EXISTS {TABLE} ("
-    + ", ".join(f"{name} {typ}" for name, typ in COLUMNS.items())
-    + ", PRIMARY KEY (asset_id))"
-)
-_PRICE_TYPES = ("prices_1h", "prices_1d")
-_VIEW = "__tracked_batch"
+SPEC = TableSpec(name=TABLE, keys=("asset_id",), columns=COLUMNS)
+# What tracking reads of the holdings.
+HOLDINGS_READ = ("account", "symbol", "asset_class", "is_open", "first_purchase_at")
+# Price runs own last_price_update: this asset never writes it.
+_WRITTEN = [c for c in COLUMNS if c != "last_price_update"]
 
 
-def tracked_frame(
-    holdings: dict[str, SymbolHolding],
-    inactive: Iterable[str],
+def tracked_rows(
+    summary: dict[str, dict],
+    stored: pd.DataFrame | None,
     history_start: dict[str, date],
     now: datetime,
 ) -> pd.DataFrame:
-    """The rows for ``holdings`` plus symbols that left the file (``inactive``) at ``now``."""
-    records = [
-        {
-            "asset_id": h.symbol,
-            "asset_class": h.asset_class,
-            "is_active": h.active,
-            "tracking_users": len(h.accounts),
-            "first_acquired": h.first_acquired,
-            "history_start": history_start.get(h.symbol),
-            "now": now,
-        }
-        for h in holdings.values()
-    ]
-    records += [
-        {
-            "asset_id": s,
-            "asset_class": None,
-            "is_active": False,
-            "tracking_users": 0,
-            "first_acquired": None,
-            "history_start": None,
-            "now": now,
-        }
-        for s in inactive
-    ]
-    frame = pd.DataFrame.from_records(
-        records,
-        columns=[
-            "asset_id",
-            "asset_class",
-            "is_active",
-            "tracking_users",
-            "first_acquired",
-            "history_start",
-            "now",
-        ],
-    )
+    """The rows for every symbol in ``summary`` (from the holdings: ``first``, ``class``,
+    ``accounts``) and every stored one that left it (inactive, details kept)."""
+    previous = {} if stored is None else {r["asset_id"]: r for r in stored.to_dict("records")}
+    records = []
+    for symbol in sorted(set(summary) | set(previous)):
+        item, before = summary.get(symbol), previous.get(symbol, {})
+        accounts = item["accounts"] if item else []
+        active = bool(accounts)
+        was_active = bool(before.get("is_active"))
+        records.append(
+            {
+                "asset_id": symbol,
+                "asset_class": (item or {}).get("class") or before.get("asset_class"),
+                "is_active": active,
+                "tracking_users": len(accounts),
+                "first_acquired": date.fromisoformat(item["first"])
+                if item
+                else _date(before.get("first_acquired")),
+                "history_start": history_start.get(symbol) or _date(before.get("history_start")),
+                "first_tracked_at": _stamp(before.get("first_tracked_at")) or now,
+                "last_tracked_at": now
+                if active or was_active
+                else _stamp(before.get("last_tracked_at")),
+                "updated_at": now,
+            }
+        )
+    frame = pd.DataFrame.from_records(records, columns=_WRITTEN)
     frame["tracking_users"] = frame["tracking_users"].astype("int32")
-    frame["now"] = pd.to_datetime(frame["now"], utc=True)
+    frame["is_active"] = frame["is_active"].astype(bool)
+    for col in ("first_tracked_at", "last_tracked_at", "updated_at"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame
 
 
-def write(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
-    """Upsert ``frame`` (from :func:`tracked_frame`) in one statement, inside the caller's
-    transaction; first_tracked_at is kept, last_tracked_at moves only while active."""
-    con.execute(DDL)
-    if frame.empty:
-        return
-    con.register(_VIEW, frame)
-    try:
-        con.execute(
-            f"""
-            INSERT INTO {TABLE}
-            SELECT b.asset_id, b.asset_class, b.is_active, b.tracking_users, b.first_acquired,
-                   b.history_start, b.now, b.now, NULL, b.now
-            FROM {_VIEW} b
-            ON CONFLICT (asset_id) DO UPDATE SET
-                asset_class = COALESCE(excluded.asset_class, {TABLE}.asset_class),
-                first_acquired = COALESCE(excluded.first_acquired, {TABLE}.first_acquired),
-                history_start = COALESCE(excluded.history_start, {TABLE}.history_start),
-                last_tracked_at = CASE WHEN excluded.is_active OR {TABLE}.is_active
-                                       THEN excluded.last_tracked_at ELSE {TABLE}.last_tracked_at END,
-                is_active = excluded.is_active,
-                tracking_users = excluded.tracking_users,
-                updated_at = excluded.updated_at
-            """  # noqa: S608 - identifiers are module constants; values travel as Arrow data
-        )
-    finally:
-        con.unregister(_VIEW)
-    refresh_price_updates(con)
-
-
-def refresh_price_updates(con: duckdb.DuckDBPyConnection) -> int:
-    """Set last_price_update from the price watermarks; returns how many rows changed."""
-    con.execute(DDL)
-    if not _table_exists(con, "ingestion_state"):
-        return 0
-    changed = con.execute(
-        f"""
-        UPDATE {TABLE} t SET last_price_update = s.updated
-        FROM (SELECT asset_id, max(updated_at) AS updated FROM ingestion_state
-              WHERE data_type IN (?, ?) GROUP BY asset_id) s
-        WHERE s.asset_id = t.asset_id AND t.last_price_update IS DISTINCT FROM s.updated
-        """,  # noqa: S608 - identifiers are module constants
-        list(_PRICE_TYPES),
-    ).fetchall()
-    return int(changed[0][0]) if changed else 0
+def price_update(symbol: str, at: datetime) -> pd.DataFrame:
+    """The row that sets ``symbol``'s last_price_update (written only if it is tracked)."""
+    return pd.DataFrame({"asset_id": [symbol], "last_price_update": [pd.Timestamp(at)]})
 
 
 def active_symbols(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """Active symbol → asset class; empty when nothing is tracked yet."""
-    if not _table_exists(con, TABLE):
+    if not table_columns(con, TABLE):
         return {}
     rows = con.execute(
         f"SELECT asset_id, asset_class FROM {TABLE} WHERE is_active ORDER BY asset_id"  # noqa: S608
@@ -146,11 +94,11 @@ def active_symbols(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return dict(rows)
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
-            "AND table_name = ?",
-            [name],
-        ).fetchall()[0][0]
-    )
+def _stamp(value) -> datetime | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+
+
+def _date(value) -> date | None:
+    if value is None or pd.isna(value):
+        return None
+    return value if isinstance(value, date) else pd.Timestamp(value).date()

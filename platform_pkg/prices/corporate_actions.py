@@ -8,20 +8,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import duckdb
 import pandas as pd
 
-DDL = """
-CREATE TABLE IF NOT EXISTS corporate_actions (
-    symbol VARCHAR NOT NULL,
-    ex_date DATE NOT NULL,
-    action VARCHAR NOT NULL,
-    value DOUBLE NOT NULL,
-    source VARCHAR,
-    fetched_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (symbol, ex_date, action)
+from platform_pkg.warehouse.upsert import TableSpec
+
+SPEC = TableSpec(
+    name="corporate_actions",
+    keys=("symbol", "ex_date", "action"),
+    columns={
+        "symbol": "VARCHAR",
+        "ex_date": "DATE",
+        "action": "VARCHAR",
+        "value": "DOUBLE",
+        "source": "VARCHAR",
+        "fetched_at": "TIMESTAMPTZ",
+    },
+    audit_columns=("fetched_at",),
 )
-"""
 ACTIONS = {"dividend": "dividend", "split": "split"}  # page column → action
 
 
@@ -49,17 +52,9 @@ def from_page(page: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True).drop_duplicates(["ex_date", "action"], keep="last")
 
 
-def save(
-    con: duckdb.DuckDBPyConnection, symbol: str, actions: pd.DataFrame, fetched_at: datetime
-) -> int:
-    if actions.empty:
-        return 0
-    con.execute(DDL)
-    for row in actions.itertuples(index=False):
-        con.execute(
-            "INSERT INTO corporate_actions VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (symbol, ex_date, action) DO UPDATE SET value = excluded.value, "
-            "source = excluded.source, fetched_at = excluded.fetched_at",
-            [symbol, row.ex_date, row.action, row.value, row.source, fetched_at],
-        )
-    return len(actions)
+def rows(symbol: str, actions: pd.DataFrame, fetched_at: datetime) -> pd.DataFrame:
+    """``actions`` (from :func:`from_page`) as rows of the ``corporate_actions`` table."""
+    frame = actions.copy()
+    frame.insert(0, "symbol", symbol)
+    frame["fetched_at"] = pd.Timestamp(fetched_at)
+    return frame[list(SPEC.columns)]

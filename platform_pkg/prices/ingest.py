@@ -1,24 +1,24 @@
 """Incremental price ingestion: plan what to fetch from the watermarks, then stream it in pages.
 
-No Dagster here: the asset builds a :class:`PriceIngestion` and the IO manager commits its batches.
-Each page is validated first: rows unfit to store go to ``rejected_rows`` in the page's own
-transaction. A source that asks for a longer cooldown than the run waits (429/418) defers that
-window: ``sync_log`` says ``rate_limited``, the symbol is recorded in ``deferred_fetches`` and
-served first by the next run, the other symbols go on. A run with deferred windows fails with
-:class:`RateLimitedError` — so Dagster does not mark those partitions materialised and a backfill
-or schedule retries them — while everything fetched is kept, with exact watermarks.
+No Dagster here: the asset builds a :class:`PriceIngestion`, a stream of units of work that the
+IO manager commits one by one — each page's candles with its rejected rows, corporate actions,
+watermark move and ``sync_log`` row. Rows unfit to store go to ``rejected_rows``. A source that
+asks for a longer cooldown than the run waits (429/418) defers that window: ``sync_log`` says
+``rate_limited``, the symbol is recorded in ``deferred_fetches`` and served first by the next
+run, the other symbols go on. A run with deferred windows fails with :class:`RateLimitedError` —
+so Dagster does not mark those partitions materialised and a backfill or schedule retries them —
+while everything fetched is kept, with exact watermarks.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from platform_pkg.market.candles import PRICE_TABLE_COLUMNS, ceil_time, interval_delta
@@ -31,12 +31,14 @@ from platform_pkg.market.source import (
     volume_required,
 )
 from platform_pkg.market.validation import validate_candles
+from platform_pkg.outcome import Outcome, raise_for_failures
 from platform_pkg.partitions import SymbolWindow
-from platform_pkg.prices import corporate_actions, deferrals, rejected_rows
-from platform_pkg.warehouse import sync_log, watermarks
-from platform_pkg.warehouse.batches import Batch, BatchStream
-from platform_pkg.warehouse.upsert import UpsertStats
-from platform_pkg.warehouse.watermarks import Coverage, Segment
+from platform_pkg.portfolio import tracked
+from platform_pkg.prices import corporate_actions
+from platform_pkg.warehouse import deferrals, rejected_rows
+from platform_pkg.warehouse.sync_log import SyncEntry, SyncStatus
+from platform_pkg.warehouse.unit import Committed, Mode, TableWrite, Unit, UnitStream
+from platform_pkg.warehouse.watermarks import Coverage, Segment, SegmentMove
 
 
 def plan_segments(
@@ -72,45 +74,28 @@ def plan_segments(
 @dataclass
 class WindowResult:
     window: SymbolWindow
-    entry: sync_log.SyncEntry
+    entry: SyncEntry
     before: Coverage | None
     after: Coverage | None = None
     error: BaseException | None = None
 
-    @property
-    def deferred(self) -> bool:
-        return isinstance(self.error, SourceDeferred)
 
+@dataclass(frozen=True)
+class Page:
+    """What one fetched page brings: its candles, what was rejected, where it reaches."""
 
-class IngestionError(RuntimeError):
-    """Some symbols of a run could not be fetched; the others were committed."""
-
-
-class RateLimitedError(IngestionError):
-    """Only rate limits stood in the way: the deferred windows are retried by a later run."""
-
-
-@dataclass(eq=False)
-class _Tag:
-    result: WindowResult
+    rows: pd.DataFrame
     segment_start: datetime
     reaches: datetime
     newest: datetime | None
-    rows: int
-    final: bool = False
     rejected: pd.DataFrame | None = None
     actions: pd.DataFrame | None = None
     source: str | None = None
-    rejected_saved: int = 0  # set in the transaction, added to the log entry once committed
-
-
-class _Plan:
-    """Tags the run's first, empty batch: its transaction reads which symbols were deferred."""
 
 
 @dataclass
-class PriceIngestion(BatchStream):
-    """Fetches each symbol window's missing candles page by page and commits them as it goes."""
+class PriceIngestion(UnitStream):
+    """Fetches each symbol window's missing candles page by page; each page is one unit."""
 
     data_type: str
     interval: str
@@ -122,42 +107,65 @@ class PriceIngestion(BatchStream):
     full_refresh: bool = False
     run_id: str | None = None
     log: Any = None
-    # A run's final status, or None while it may still run: closes rows of killed runs.
+    # Symbols deferred by earlier runs (symbol → retry after), served first.
+    deferred_before: dict[str, datetime | None] = field(default_factory=dict)
+    # Runs whose fetches are still marked running, and a run's final status (None while it may
+    # still run): closes the rows of killed runs.
+    running_runs: Callable[[], list[str]] | None = None
     run_ended: Callable[[str], str | None] | None = None
     meter: RequestMeter = field(default_factory=RequestMeter)
     results: list[WindowResult] = field(default_factory=list)
-    deferred_before: dict[str, datetime | None] = field(default_factory=dict)
     rows_by_source: Counter[str] = field(default_factory=Counter)
 
     @property
     def step(self) -> timedelta:
         return interval_delta(self.interval)
 
-    def batches(self) -> Iterator[Batch]:
-        yield Batch(pd.DataFrame(), _Plan())
-        # Symbols deferred by an earlier run go first (stable: otherwise in partition order).
-        for window in sorted(self.windows, key=lambda w: w.symbol not in self.deferred_before):
-            yield from self._window_batches(window)
-        failed = [r for r in self.results if r.error is not None and not r.deferred]
-        deferred = [r for r in self.results if r.deferred]
-        later = ""
-        if deferred:
-            until = max(r.error.until for r in deferred)
-            later = (
-                f"{len(deferred)} of {len(self.results)} fetches deferred (rate_limited) until "
-                f"{until:%Y-%m-%d %H:%M:%S} UTC, to be served first by the next run: "
-                + ", ".join(str(r.window) for r in deferred)
-            )
-        if failed:
-            detail = "; ".join(f"{r.window}: {r.error}" for r in failed)
-            message = f"{len(failed)} of {len(self.results)} fetches failed: {detail}"
-            raise IngestionError(message + (f"; {later}" if later else ""))
-        if deferred:
-            raise RateLimitedError(later)
+    def units(self) -> Generator[Unit, Committed, None]:
+        try:
+            yield from self._close_abandoned()
+            # Symbols deferred by an earlier run go first (stable: otherwise in partition order).
+            for window in sorted(self.windows, key=lambda w: w.symbol not in self.deferred_before):
+                yield from self._window_units(window)
+        except GeneratorExit:
+            raise
+        except BaseException as exc:  # interrupted (run cancelled): close what is still open
+            for result in self.results:
+                if result.entry.status == SyncStatus.RUNNING:
+                    entry = result.entry
+                    entry.status = SyncStatus.PARTIAL if entry.rows_inserted else SyncStatus.FAILED
+                    entry.error = f"{type(exc).__name__}: {exc}"
+                    entry.finished_at = datetime.now(UTC)
+                    yield Unit(log=entry)
+            raise
+        self._raise_for_failures()
 
-    def _window_batches(self, window: SymbolWindow) -> Iterator[Batch]:
+    def _close_abandoned(self) -> Generator[Unit, Committed, None]:
+        if self.running_runs is None or self.run_ended is None:
+            return
+        ended = {r: status for r in self.running_runs() if (status := self.run_ended(r))}
+        if ended:
+            yield Unit(close_runs=ended)
+            for run_id, status in ended.items():
+                self._info(
+                    f"sync_log: closed the fetches left running by run {run_id} ({status})", True
+                )
+
+    def _raise_for_failures(self) -> None:
+        raise_for_failures(
+            [
+                Outcome(
+                    str(r.window),
+                    r.error,
+                    r.error.until if isinstance(r.error, SourceDeferred) else None,
+                )
+                for r in self.results
+            ]
+        )
+
+    def _window_units(self, window: SymbolWindow) -> Generator[Unit, Committed, None]:
         before = self.read_coverage(window.symbol, self.data_type)
-        entry = sync_log.SyncEntry(
+        entry = SyncEntry(
             sync_id=str(uuid.uuid4()),
             run_id=self.run_id,
             symbol=window.symbol,
@@ -171,6 +179,11 @@ class PriceIngestion(BatchStream):
         self.results.append(result)
         requests_before = self.meter.total
         units_before = sum(self.meter.units.values())
+
+        def count_requests() -> None:
+            entry.api_requests = self.meter.total - requests_before
+            entry.api_units = sum(self.meter.units.values()) - units_before
+
         try:
             source = self.source_for(window.symbol, self.meter)
             entry.source = source.name
@@ -183,58 +196,132 @@ class PriceIngestion(BatchStream):
             )
             for seg_start, seg_end in segments:
                 newest = None
-                for page in paginate(
-                    source, window.symbol, self.interval, seg_start, seg_end, self.now
-                ):
-                    # The watermark covers rejected rows too: they were fetched, not missed.
-                    newest = page["ts"].iloc[-1].to_pydatetime()
-                    entry.rows_fetched += len(page)
-                    entry.api_requests = self.meter.total - requests_before
-                    entry.api_units = sum(self.meter.units.values()) - units_before
+                for page in self._pages(window, source, seg_start, seg_end):
+                    newest = page.newest
+                    entry.rows_fetched += len(page.rows) + _count(page.rejected)
+                    count_requests()
                     self._note_source(window, entry, source)
-                    good, rejected = validate_candles(
-                        page,
-                        source_grid(source, self.interval),
-                        volume_required=volume_required(source),
-                    )
-                    if not rejected.empty:
-                        self._info(
-                            f"{window} {self.data_type}: {len(rejected)} row(s) rejected "
-                            f"({', '.join(sorted(set(rejected['reason'])))})",
-                            warning=True,
-                        )
-                    self.rows_by_source.update(good["source"].astype(str).tolist())
-                    tag = _Tag(
-                        result,
-                        seg_start,
-                        newest + self.step,
-                        newest,
-                        len(page),
-                        rejected=rejected,
-                        actions=corporate_actions.from_page(good),
-                        source=str(page["source"].iloc[-1]),
-                    )
-                    yield Batch(self._to_rows(window.symbol, good), tag)
+                    committed = yield self._page_unit(result, page)
+                    self._committed(result, committed)
                 reaches = min(seg_end, ceil_time(self.now, self.interval))
-                yield Batch(pd.DataFrame(), _Tag(result, seg_start, reaches, newest, 0, final=True))
+                final = Page(pd.DataFrame(), seg_start, reaches, newest)
+                count_requests()
+                committed = yield self._page_unit(result, final)
+                self._committed(result, committed)
         except SourceDeferred as exc:
             result.error = exc
-            entry.status = "rate_limited"
+            entry.status = SyncStatus.RATE_LIMITED
             entry.error = f"{type(exc).__name__}: {exc}"
             self._info(f"{window} {self.data_type}: deferred: {exc}", warning=True)
-            yield _closing(result)
         except Exception as exc:
             result.error = exc
-            entry.status = "partial" if entry.rows_inserted or entry.rows_updated else "failed"
+            entry.status = (
+                SyncStatus.PARTIAL
+                if entry.rows_inserted or entry.rows_updated
+                else SyncStatus.FAILED
+            )
             entry.error = f"{type(exc).__name__}: {exc}"
             self._info(f"{window} {self.data_type}: {entry.error}", warning=True)
-            yield _closing(result)
         else:
-            entry.status = "success"
-            yield _closing(result)
-        finally:
-            entry.api_requests = self.meter.total - requests_before
-            entry.api_units = sum(self.meter.units.values()) - units_before
+            entry.status = SyncStatus.SUCCESS
+        count_requests()
+        entry.finished_at = datetime.now(UTC)
+        yield self._closing_unit(result)
+
+    def _pages(
+        self, window: SymbolWindow, source: PriceSource, seg_start: datetime, seg_end: datetime
+    ) -> Iterator[Page]:
+        for page in paginate(source, window.symbol, self.interval, seg_start, seg_end, self.now):
+            # The watermark covers rejected rows too: they were fetched, not missed.
+            newest = page["ts"].iloc[-1].to_pydatetime()
+            good, rejected = validate_candles(
+                page,
+                source_grid(source, self.interval),
+                volume_required=volume_required(source),
+            )
+            if not rejected.empty:
+                self._info(
+                    f"{window} {self.data_type}: {len(rejected)} row(s) rejected "
+                    f"({', '.join(sorted(set(rejected['reason'])))})",
+                    warning=True,
+                )
+            self.rows_by_source.update(good["source"].astype(str).tolist())
+            yield Page(
+                self._to_rows(window.symbol, good),
+                seg_start,
+                newest + self.step,
+                newest,
+                rejected=rejected,
+                actions=corporate_actions.from_page(good),
+                source=str(page["source"].iloc[-1]),
+            )
+
+    def _page_unit(self, result: WindowResult, page: Page) -> Unit:
+        entry = result.entry
+        fetched_at = datetime.now(UTC)
+        writes = [TableWrite(page.rows)]
+        if page.rejected is not None and not page.rejected.empty:
+            rows = rejected_rows.rows(
+                page.rejected,
+                symbol=entry.symbol,
+                data_type=self.data_type,
+                source=page.source,
+                fetched_at=fetched_at,
+                run_id=self.run_id,
+                sync_id=entry.sync_id,
+            )
+            writes.append(TableWrite(rows, rejected_rows.SPEC, Mode.INSERT_NEW))
+        if page.actions is not None and not page.actions.empty:
+            rows = corporate_actions.rows(entry.symbol, page.actions, fetched_at)
+            writes.append(TableWrite(rows, corporate_actions.SPEC))
+        moves = []
+        if page.reaches > page.segment_start or page.newest is not None:
+            segment = Segment(page.segment_start, page.reaches, page.newest)
+            moves.append(SegmentMove(entry.symbol, self.data_type, segment, self.step))
+            # The tracked symbol says when its prices last moved, in the same transaction.
+            writes.append(
+                TableWrite(
+                    tracked.price_update(entry.symbol, fetched_at),
+                    tracked.SPEC,
+                    Mode.UPDATE_EXISTING,
+                )
+            )
+        return Unit(writes=tuple(writes), watermarks=tuple(moves), log=replace(entry))
+
+    def _closing_unit(self, result: WindowResult) -> Unit:
+        """The window's last unit: its final status, and its deferral recorded or cleared."""
+        entry = result.entry
+        writes = []
+        if entry.status == SyncStatus.RATE_LIMITED:
+            error: SourceDeferred = result.error  # type: ignore[assignment]
+            deferral = deferrals.Deferral(
+                entry.symbol,
+                self.data_type,
+                error.source,
+                error.until,
+                result.window.start,
+                result.window.end,
+                error.reason,
+                self.run_id,
+            )
+            writes.append(
+                TableWrite(
+                    deferral.row(datetime.now(UTC)), deferrals.SPEC, combine=deferrals.COMBINE
+                )
+            )
+        elif entry.status == SyncStatus.SUCCESS:
+            writes.append(
+                TableWrite(deferrals.key(entry.symbol, self.data_type), deferrals.SPEC, Mode.DELETE)
+            )
+        return Unit(writes=tuple(writes), log=replace(entry))
+
+    def _committed(self, result: WindowResult, committed: Committed) -> None:
+        mine = committed.of(self.data_type)
+        result.entry.rows_inserted += mine.inserted
+        result.entry.rows_updated += mine.updated
+        result.entry.rows_rejected += committed.of(rejected_rows.SPEC.name).inserted
+        after = committed.watermarks.get((result.window.symbol, self.data_type), result.after)
+        result.after = after  # type: ignore[assignment]
 
     def _clamp(self, window: SymbolWindow, source: PriceSource) -> tuple[datetime, datetime]:
         start, end = window.start, min(window.end, self.now)
@@ -247,7 +334,7 @@ class PriceIngestion(BatchStream):
             start = min(earliest, end)
         return start, end
 
-    def _note_source(self, window: SymbolWindow, entry: sync_log.SyncEntry, source) -> None:
+    def _note_source(self, window: SymbolWindow, entry: SyncEntry, source) -> None:
         """A fallback taking over renames the source mid-window: say so once."""
         if source.name != entry.source:
             self._info(
@@ -262,90 +349,6 @@ class PriceIngestion(BatchStream):
         frame.insert(0, "symbol", symbol)
         frame["fetched_at"] = pd.Timestamp(datetime.now(UTC))
         return frame[list(PRICE_TABLE_COLUMNS)]
-
-    def in_transaction(
-        self, con: duckdb.DuckDBPyConnection, batch: Batch, stats: UpsertStats
-    ) -> None:
-        if isinstance(batch.tag, _Plan):
-            self.deferred_before = deferrals.pending(con, self.data_type)
-            if self.run_ended is not None:
-                for run_id, status in sync_log.close_abandoned(
-                    con, self.run_ended, datetime.now(UTC)
-                ).items():
-                    self._info(
-                        f"sync_log: closed the fetches left running by run {run_id} ({status})",
-                        warning=True,
-                    )
-            return
-        tag: _Tag = batch.tag
-        entry = tag.result.entry
-        fetched_at = datetime.now(UTC)
-        rejected = 0
-        if tag.rejected is not None and not tag.rejected.empty:
-            rejected = rejected_rows.save(
-                con,
-                tag.rejected,
-                symbol=entry.symbol,
-                data_type=self.data_type,
-                source=tag.source,
-                fetched_at=fetched_at,
-                run_id=self.run_id,
-                sync_id=entry.sync_id,
-            )
-        if tag.actions is not None and not tag.actions.empty:
-            corporate_actions.save(con, entry.symbol, tag.actions, fetched_at)
-        tag.rejected_saved = rejected
-        if tag.final and entry.status == "rate_limited":
-            error: SourceDeferred = tag.result.error  # type: ignore[assignment]
-            deferrals.record(
-                con,
-                deferrals.Deferral(
-                    entry.symbol,
-                    self.data_type,
-                    error.source,
-                    error.until,
-                    tag.result.window.start,
-                    tag.result.window.end,
-                    error.reason,
-                    self.run_id,
-                ),
-                fetched_at,
-            )
-        elif tag.final and entry.status == "success":
-            deferrals.clear(con, entry.symbol, self.data_type)
-        if tag.newest is not None or tag.final:
-            segment = Segment(tag.segment_start, tag.reaches, tag.newest)
-            if tag.reaches > tag.segment_start or tag.newest is not None:
-                tag.result.after = watermarks.commit_segment(
-                    con, entry.symbol, self.data_type, segment, self.step, datetime.now(UTC)
-                )
-        # The log row shows what is committed once this transaction is.
-        pending = replace(entry)
-        pending.rows_inserted += stats.inserted
-        pending.rows_updated += stats.updated
-        pending.rows_rejected += rejected
-        if tag.final and entry.status != "running":
-            pending.finished_at = datetime.now(UTC)
-        sync_log.save(con, pending)
-
-    def committed(self, batch: Batch, stats: UpsertStats) -> None:
-        if isinstance(batch.tag, _Plan):
-            return
-        entry = batch.tag.result.entry
-        entry.rows_inserted += stats.inserted
-        entry.rows_updated += stats.updated
-        entry.rows_rejected += batch.tag.rejected_saved
-
-    def finish(self, con: duckdb.DuckDBPyConnection, error: BaseException | None) -> None:
-        if error is None or isinstance(error, IngestionError):
-            return
-        # An error outside a window's own handling (e.g. the process being interrupted).
-        for result in self.results:
-            if result.entry.status == "running":
-                result.entry.status = "partial" if result.entry.rows_inserted else "failed"
-                result.entry.error = f"{type(error).__name__}: {error}"
-                result.entry.finished_at = datetime.now(UTC)
-                sync_log.save(con, result.entry)
 
     def metadata(self) -> dict[str, Any]:
         sources = sorted({r.entry.source for r in self.results if r.entry.source})
@@ -374,10 +377,8 @@ class PriceIngestion(BatchStream):
             (self.log.warning if warning else self.log.info)(message)
 
 
-def _closing(result: WindowResult) -> Batch:
-    """The window's last, empty batch: its transaction records the window's final status."""
-    start = result.window.start
-    return Batch(pd.DataFrame(), _Tag(result, start, start, None, 0, final=True))
+def _count(frame: pd.DataFrame | None) -> int:
+    return 0 if frame is None else len(frame)
 
 
 def _fmt(coverage: Coverage | None) -> str:

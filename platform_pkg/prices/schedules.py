@@ -17,15 +17,9 @@ from platform_pkg.partitions import daily_partitions, day_start, symbols_partiti
 from platform_pkg.portfolio import tracked
 from platform_pkg.portfolio.refresh import Block, contiguous_blocks, open_symbols
 from platform_pkg.prices.jobs import prices_job
+from platform_pkg.runs import SCHEDULE_TAG, in_flight
 from platform_pkg.warehouse.resources import Warehouse
 
-SCHEDULE_TAG = "platform/schedule"
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 DEFAULT_INTRADAY_MINUTES = 15
 
 
@@ -72,15 +66,15 @@ def intraday_refresh(
     context: dg.ScheduleEvaluationContext, market: MarketData, warehouse: Warehouse
 ):
     now = market.clock()()
-    if (busy := _busy(context, "intraday_refresh")) is not None:
-        return busy
+    if (skip := busy(context, "intraday_refresh")) is not None:
+        return skip
     last_key = daily_partitions.get_last_partition_key()
     if last_key is None or date.fromisoformat(last_key) < now.date():
         # Only a partition for today lets a run fetch today's candles.
         return dg.SkipReason(f"there is no date partition for {now.date()} yet (last: {last_key})")
     active = _active(warehouse)
     wanted = open_symbols(active, now - timedelta(minutes=INTRADAY_MINUTES), now)
-    return _requests(context, "intraday_refresh", wanted, now.date(), now.date(), active, now)
+    return block_requests(context, "intraday_refresh", wanted, now.date(), now.date(), active, now)
 
 
 @dg.schedule(
@@ -94,12 +88,12 @@ def intraday_refresh(
 )
 def daily_close(context: dg.ScheduleEvaluationContext, market: MarketData, warehouse: Warehouse):
     now = market.clock()()
-    if (busy := _busy(context, "daily_close")) is not None:
-        return busy
+    if (skip := busy(context, "daily_close")) is not None:
+        return skip
     yesterday = now.date() - timedelta(days=1)
     active = _active(warehouse)
     wanted = open_symbols(active, day_start(yesterday), day_start(now.date()))
-    return _requests(context, "daily_close", wanted, yesterday, yesterday, active, now)
+    return block_requests(context, "daily_close", wanted, yesterday, yesterday, active, now)
 
 
 @dg.schedule(
@@ -119,23 +113,24 @@ def weekly_reconcile(
     refresh: RefreshSettings,
 ):
     now = market.clock()()
-    if (busy := _busy(context, "weekly_reconcile")) is not None:
-        return busy
+    if (skip := busy(context, "weekly_reconcile")) is not None:
+        return skip
     last = now.date() - timedelta(days=1)
     first = last - timedelta(days=refresh.reconcile_days - 1)
     active = _active(warehouse)
     full = {
         "ops": {name: {"config": {"full_refresh": True}} for name in ("prices_1h", "prices_1d")}
     }
-    return _requests(context, "weekly_reconcile", sorted(active), first, last, active, now, full)
-
-
-def _busy(context: dg.ScheduleEvaluationContext, name: str) -> dg.SkipReason | None:
-    runs = context.instance.get_runs(
-        filters=dg.RunsFilter(tags={SCHEDULE_TAG: name}, statuses=IN_FLIGHT), limit=1
+    return block_requests(
+        context, "weekly_reconcile", sorted(active), first, last, active, now, full
     )
-    if runs:
-        return dg.SkipReason(f"run {runs[0].run_id} of {name} is still {runs[0].status.value}")
+
+
+def busy(context: dg.ScheduleEvaluationContext, name: str) -> dg.SkipReason | None:
+    """A skip while an earlier run of schedule ``name`` is still queued or running."""
+    run = in_flight(context.instance, {SCHEDULE_TAG: name})
+    if run is not None:
+        return dg.SkipReason(f"run {run.run_id} of {name} is still {run.status.value}")
     return None
 
 
@@ -144,7 +139,7 @@ def _active(warehouse: Warehouse) -> dict[str, str]:
         return tracked.active_symbols(con)
 
 
-def _requests(
+def block_requests(
     context: dg.ScheduleEvaluationContext,
     name: str,
     wanted: list[str],
@@ -154,6 +149,7 @@ def _requests(
     now: datetime,
     run_config: dict | None = None,
 ):
+    """One ranged run per contiguous block of ``wanted`` symbol partitions over first..last."""
     if not active:
         return dg.SkipReason("no active tracked symbols")
     if not wanted:

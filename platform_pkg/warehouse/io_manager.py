@@ -1,7 +1,13 @@
-"""The DuckDB upsert IO manager: every asset output is merged into its keyed table, never replaced."""
+"""The DuckDB upsert IO manager: every asset output is merged into its keyed table, never replaced.
+
+It stores and loads, nothing else: an output is a frame (one upsert), a :class:`Unit` or a
+:class:`UnitStream` (units of work committed one transaction each), and the IO manager commits
+them without knowing what domain they come from.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -9,9 +15,9 @@ import pandas as pd
 import pyarrow as pa
 
 from platform_pkg.partitions import windows_from_keys
-from platform_pkg.warehouse.batches import BatchStream
 from platform_pkg.warehouse.resources import Warehouse
-from platform_pkg.warehouse.upsert import TableSpec, UpsertStats, q, table_columns, upsert
+from platform_pkg.warehouse.unit import Committed, Unit, UnitStream, commit
+from platform_pkg.warehouse.upsert import TableSpec, UpsertStats, q, table_columns
 
 # Metadata an asset declares for this IO manager.
 KEY_METADATA = "primary_key"  # list of key columns
@@ -19,6 +25,9 @@ AUDIT_METADATA = "audit_columns"  # columns that do not make a row "changed"
 # The columns a partition selects on: the date and the symbol (defaults ts and symbol).
 TIME_COLUMN_METADATA = "time_column"
 SYMBOL_COLUMN_METADATA = "symbol_column"
+HISTORY_METADATA = "history_table"  # keeps the previous version of every changed row
+VALID_FROM_METADATA = "valid_from_column"  # when a stored version began (history's valid_from)
+TRACK_CHANGES_METADATA = "track_changes"  # stamp _change_seq for incremental consumers
 
 
 def table_spec(metadata: dict[str, Any], table: str) -> TableSpec:
@@ -35,6 +44,9 @@ def table_spec(metadata: dict[str, Any], table: str) -> TableSpec:
         keys=tuple(_plain(keys)),
         columns=columns,
         audit_columns=tuple(_plain(metadata.get(AUDIT_METADATA, ()))),
+        history=_plain(metadata.get(HISTORY_METADATA)),
+        valid_from=_plain(metadata.get(VALID_FROM_METADATA)),
+        track_changes=bool(_plain(metadata.get(TRACK_CHANGES_METADATA, False))),
     )
 
 
@@ -46,10 +58,10 @@ def _plain(value: Any) -> Any:
 class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
     """Stores asset outputs in the DuckDB warehouse by upsert on each asset's declared key.
 
-    An output is a DataFrame / Arrow table (merged in one transaction) or a :class:`BatchStream`
-    (merged batch by batch, each batch with its watermark in one transaction). An empty output
-    changes nothing. New nullable columns are added to the table. A lock held by another process
-    is waited out with bounded backoff.
+    An output is a DataFrame / Arrow table (merged in one transaction), a :class:`Unit`, or a
+    :class:`UnitStream` (each unit committed in its own transaction as it comes: data, side
+    tables, watermarks and log together). An empty output changes nothing. New nullable columns
+    are added to the table. A lock held by another process is waited out with bounded backoff.
     """
 
     warehouse: Warehouse
@@ -58,35 +70,39 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
         if obj is None:
             return
         spec = table_spec(dict(context.definition_metadata or {}), context.asset_key.path[-1])
-        if isinstance(obj, BatchStream):
-            stats = self._write_stream(spec, obj)
-            context.add_output_metadata(_stats_metadata(stats) | obj.metadata())
+        run_id = _run_id(context)
+        if isinstance(obj, UnitStream):
+            total = self._commit_stream(spec, obj, run_id)
+            context.add_output_metadata(_stats_metadata(total.of(spec.name)) | obj.metadata())
             return
-        if not isinstance(obj, pd.DataFrame | pa.Table):
+        if isinstance(obj, pd.DataFrame | pa.Table):
+            obj = Unit.of(obj)
+        if not isinstance(obj, Unit):
             raise dg.DagsterInvariantViolationError(
                 f"asset {spec.name} returned {type(obj).__name__}; the upsert IO manager stores "
-                "DataFrames, Arrow tables and BatchStreams"
+                "DataFrames, Arrow tables, Units and UnitStreams"
             )
-        with self.warehouse.transaction() as con:
-            stats = upsert(con, spec, obj)
-        context.add_output_metadata(_stats_metadata(stats) | {"table": spec.name})
+        committed = self._commit(spec, obj, run_id)
+        context.add_output_metadata(_stats_metadata(committed.of(spec.name)) | {"table": spec.name})
 
-    def _write_stream(self, spec: TableSpec, stream: BatchStream) -> UpsertStats:
-        total = UpsertStats()
-        try:
-            for batch in stream.batches():
-                with self.warehouse.transaction() as con:
-                    stats = upsert(con, spec, batch.frame)
-                    stream.in_transaction(con, batch, stats)
-                stream.committed(batch, stats)
-                total += stats
-        except BaseException as exc:
-            with self.warehouse.transaction() as con:
-                stream.finish(con, exc)
-            raise
+    def _commit(self, spec: TableSpec, unit: Unit, run_id: str | None) -> Committed:
         with self.warehouse.transaction() as con:
-            stream.finish(con, None)
-        return total
+            return commit(con, spec, unit, run_id=run_id, now=datetime.now(UTC))
+
+    def _commit_stream(self, spec: TableSpec, stream: UnitStream, run_id: str | None) -> Committed:
+        total = Committed()
+        units = stream.units()
+        committed: Committed | None = None
+        try:
+            while True:
+                try:
+                    unit = units.send(committed)  # type: ignore[arg-type]
+                except StopIteration:
+                    return total
+                committed = self._commit(spec, unit, run_id)
+                total.add(committed)
+        finally:
+            units.close()
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         upstream = context.upstream_output
@@ -110,10 +126,20 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
             return con.execute(f"SELECT * FROM {q(table)}{where} ORDER BY ALL", params).df()
 
 
+def _run_id(context: dg.OutputContext) -> str | None:
+    try:
+        return context.run_id
+    except dg.DagsterInvariantViolationError:  # a context built outside a run (benchmarks)
+        return None
+
+
 def _stats_metadata(stats: UpsertStats) -> dict[str, Any]:
-    return {
+    meta = {
         "rows_written": stats.rows,
         "rows_inserted": stats.inserted,
         "rows_updated": stats.updated,
         "rows_unchanged": stats.unchanged,
     }
+    if stats.deleted or stats.restored:
+        meta |= {"rows_soft_deleted": stats.deleted, "rows_restored": stats.restored}
+    return meta

@@ -10,15 +10,20 @@ For a time series (``prices_1h`` of ``BTC-USDT``) two rows describe one contiguo
 
 Every candle between the two has been fetched and committed. A watermark only moves inside the
 transaction that commits the rows it covers, and only when the newly synced segment touches the
-range already synced, so it never claims a gap. ``last_id`` serves cursor-style sources
-(transactions) whose position is an id rather than a time.
+range already synced, so it never claims a gap.
+
+Cursor-style sources (exchange trades, wallet history) keep a :class:`Cursor` instead: the id and
+time of the newest (or oldest) item committed. A cursor only ever moves forward (or, for an
+oldest watermark, backward), compared by integer id where the source's ids are integers — trade
+ids are strings, and ``"9" > "10"`` as strings — else by time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 import duckdb
 
@@ -132,3 +137,112 @@ def write(
         "last_timestamp = excluded.last_timestamp, updated_at = excluded.updated_at",
         [asset_id, data_type, last_id, last_timestamp, now],
     )
+
+
+class Order(StrEnum):
+    """What makes one cursor position later than another."""
+
+    ID = "id"  # integer ids (exchange trade ids)
+    TIME = "time"  # timestamps, then ids (wallet transactions)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    last_id: str | None
+    last_timestamp: datetime | None
+
+
+@dataclass(frozen=True)
+class SegmentMove:
+    """Merge a committed stretch of candles into ``(asset_id, data_type)``'s coverage."""
+
+    asset_id: str
+    data_type: str
+    segment: Segment
+    step: timedelta
+
+
+@dataclass(frozen=True)
+class CursorMove:
+    """Move ``(asset_id, data_type)`` to ``cursor`` if that is further in ``direction``: newer
+    (``forward``) for a newest watermark, older for an oldest one; ``force`` sets it as given."""
+
+    asset_id: str
+    data_type: str
+    cursor: Cursor
+    order: Order = Order.ID
+    forward: bool = True
+    force: bool = False
+    # A derived build that read its inputs up to ``expected`` must find the watermark still
+    # there when it commits; otherwise another build committed in between and this one is stale.
+    guarded: bool = False
+    expected: Cursor | None = None
+
+
+class WatermarkConflict(RuntimeError):
+    """A guarded move found the watermark moved by someone else: nothing was committed."""
+
+
+WatermarkMove = SegmentMove | CursorMove
+
+
+def _position(cursor: Cursor, order: Order) -> tuple:
+    if order is Order.ID:
+        return (int(cursor.last_id or 0),)
+    ts = cursor.last_timestamp
+    return (ts.timestamp() if ts is not None else float("-inf"), cursor.last_id or "")
+
+
+def read_cursor(con: duckdb.DuckDBPyConnection, asset_id: str, data_type: str) -> Cursor | None:
+    ensure(con)
+    found = con.execute(
+        "SELECT last_id, last_timestamp FROM ingestion_state WHERE asset_id = ? AND data_type = ?",
+        [asset_id, data_type],
+    ).fetchall()
+    return Cursor(*found[0]) if found else None
+
+
+def advance(current: Cursor | None, move: CursorMove) -> Cursor:
+    """The cursor after ``move``: it never goes back."""
+    if current is None or move.force:
+        return move.cursor
+    new, old = _position(move.cursor, move.order), _position(current, move.order)
+    further = new > old if move.forward else new < old
+    return move.cursor if further else current
+
+
+def apply(
+    con: duckdb.DuckDBPyConnection, moves: Iterable[WatermarkMove], now: datetime
+) -> dict[tuple[str, str], Coverage | Cursor | None]:
+    """Apply every move inside the caller's transaction; returns where each watermark stands."""
+    after: dict[tuple[str, str], Coverage | Cursor | None] = {}
+    for move in moves:
+        key = (move.asset_id, move.data_type)
+        if isinstance(move, SegmentMove):
+            after[key] = commit_segment(
+                con, move.asset_id, move.data_type, move.segment, move.step, now
+            )
+            continue
+        current = read_cursor(con, move.asset_id, move.data_type)
+        if move.guarded and _id(current) != _id(move.expected):
+            raise WatermarkConflict(
+                f"{move.asset_id} {move.data_type} is at {_id(current)}, not at {_id(move.expected)}"
+                " as when this build read its inputs: another build committed in between; "
+                "nothing was written, build again"
+            )
+        moved = advance(current, move)
+        if moved != current:
+            write(
+                con,
+                move.asset_id,
+                move.data_type,
+                now=now,
+                last_timestamp=moved.last_timestamp,
+                last_id=moved.last_id,
+            )
+        after[key] = moved
+    return after
+
+
+def _id(cursor: Cursor | None) -> str | None:
+    return cursor.last_id if cursor is not None else None

@@ -1,4 +1,4 @@
-"""The upsert IO manager on a table of its own: declared key, symbol and time columns."""
+"""The upsert IO manager: declared key, symbol and time columns; unit streams unit by unit."""
 
 import dagster as dg
 import pandas as pd
@@ -9,6 +9,8 @@ from platform_pkg.warehouse.io_manager import (
     SYMBOL_COLUMN_METADATA,
     TIME_COLUMN_METADATA,
 )
+from platform_pkg.warehouse.resources import Warehouse
+from platform_pkg.warehouse.unit import Unit, UnitStream
 from platform_tests.conftest import range_tags, resources_for, rows
 
 DAYS = pd.date_range("2026-11-01", "2026-11-05", freq="D", tz="UTC")
@@ -51,3 +53,65 @@ def test_a_downstream_asset_loads_its_partitions_by_the_declared_columns(instanc
         tags=range_tags("MSFT", "2026-11-02", "2026-11-03"),
     )
     assert loaded.success
+
+
+class Pages(UnitStream):
+    """Three pages of two events each; the source fails before page ``fail_at`` if set."""
+
+    def __init__(self, warehouse: Warehouse, fail_at: int | None):
+        self.warehouse, self.fail_at = warehouse, fail_at
+        self.seen: list[list[int]] = []
+
+    def units(self):
+        for page in range(3):
+            if page == self.fail_at:
+                raise RuntimeError("the source went away")
+            committed = yield Unit.of(pd.DataFrame({"id": [f"{page}a", f"{page}b"], "page": page}))
+            # Committed before the stream resumes: another connection already sees the rows.
+            stored = self.warehouse.query("SELECT count(*) AS n FROM paged_events")["n"][0]
+            self.seen.append([committed.of("paged_events").inserted, int(stored)])
+
+    def metadata(self):
+        return {"pages": len(self.seen), "inserted_then_stored": self.seen}
+
+
+class PagesConfig(dg.Config):
+    fail_at: int | None = None
+
+
+@dg.asset(metadata={KEY_METADATA: ["id"]})
+def paged_events(config: PagesConfig, warehouse: Warehouse) -> UnitStream:
+    """Events fetched page by page, each page its own unit of work."""
+    return Pages(warehouse, config.fail_at)
+
+
+def test_a_unit_stream_commits_each_unit_before_it_resumes(instance, warehouse_file):
+    result = dg.materialize(
+        [paged_events], instance=instance, resources=resources_for(warehouse_file)
+    )
+    assert result.success
+    meta = result.asset_materializations_for_node("paged_events")[0].metadata
+    assert {k: v.value for k, v in meta.items()} == {
+        "rows_written": 6,
+        "rows_inserted": 6,
+        "rows_updated": 0,
+        "rows_unchanged": 0,
+        "pages": 3,
+        "inserted_then_stored": [[2, 2], [2, 4], [2, 6]],
+    }
+
+
+def test_a_stream_that_fails_keeps_the_units_it_committed(instance, warehouse_file):
+    result = dg.materialize(
+        [paged_events],
+        instance=instance,
+        resources=resources_for(warehouse_file),
+        run_config={"ops": {"paged_events": {"config": {"fail_at": 2}}}},
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "the source went away" in result.failure_data_for_node("paged_events").error.to_string()
+    assert result.asset_materializations_for_node("paged_events") == []
+    assert rows(warehouse_file, "SELECT id, page FROM paged_events ORDER BY id") == [
+        ("0a", 0), ("0b", 0), ("1a", 1), ("1b", 1),
+    ]  # fmt: skip

@@ -30,11 +30,10 @@ def test_rows_of_ended_runs_are_closed_and_the_rest_left_alone():
         entry("no-run", None),
     ):
         sync_log.save(con, e)
+    assert sync_log.running_runs(con) == ["r-killed", "r-live", "r-unknown"]
     ended = {"r-killed": "FAILURE"}
 
-    closed = sync_log.close_abandoned(con, ended.get, NOW)
-
-    assert closed == {"r-killed": "FAILURE"}
+    assert sync_log.close_runs(con, ended, NOW) == 2
     got = dict(
         (sid, (status, finished is not None, error))
         for sid, status, finished, error in con.execute(
@@ -47,9 +46,10 @@ def test_rows_of_ended_runs_are_closed_and_the_rest_left_alone():
     assert got["done-earlier"] == ("success", False, None)
     for untouched in ("still-running", "other-instance", "no-run"):
         assert got[untouched] == ("running", False, None)
-    assert sync_log.close_abandoned(con, ended.get, NOW) == {}, "closing twice changes nothing"
+    assert sync_log.close_runs(con, ended, NOW) == 0, "closing twice changes nothing"
+    assert sync_log.running_runs(con) == ["r-live", "r-unknown"]
 
 
 def test_an_unknown_status_is_refused():
-    with pytest.raises(ValueError, match="unknown sync status"):
+    with pytest.raises(ValueError, match="is not a valid SyncStatus"):
         sync_log.save(duckdb.connect(), entry("x", "r", status="done"))

@@ -1,0 +1,72 @@
+"""``rejected_rows``: fetched rows that were not fit to store, with the reason.
+
+Any source writes here: candles (``symbol`` is the symbol), exchange trades and wallet history
+(``symbol`` is the asset id, ``<account>:<symbol>``). Written in the same transaction as the page
+they came with, so the count in ``sync_log`` and the rows here always agree. A row re-fetched in
+the same sync (a page that starts again at a boundary) is recorded once: ``reject_id`` is a
+digest of the sync, the row's time and its raw content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+import pandas as pd
+
+from platform_pkg.warehouse.upsert import TableSpec
+
+SPEC = TableSpec(
+    name="rejected_rows",
+    keys=("reject_id",),
+    columns={
+        "symbol": "VARCHAR",
+        "data_type": "VARCHAR",
+        "source": "VARCHAR",
+        "ts": "TIMESTAMPTZ",
+        "raw": "VARCHAR",
+        "reason": "VARCHAR",
+        "fetched_at": "TIMESTAMPTZ",
+        "run_id": "VARCHAR",
+        "sync_id": "VARCHAR",
+        "reject_id": "VARCHAR",
+    },
+)
+
+
+def rows(
+    rejected: pd.DataFrame,
+    *,
+    symbol: str,
+    data_type: str,
+    source: str | None,
+    fetched_at: datetime,
+    run_id: str | None,
+    sync_id: str,
+) -> pd.DataFrame:
+    """The ``rejected_rows`` rows for ``rejected`` (columns ``ts``, ``raw``, ``reason``)."""
+    ts = pd.to_datetime(rejected["ts"], utc=True) if len(rejected) else pd.Series([], dtype=object)
+    raw = rejected["raw"].astype(str).tolist()
+    ids = [
+        hashlib.sha256(f"{sync_id}|{'' if pd.isna(t) else t.isoformat()}|{r}".encode()).hexdigest()[
+            :32
+        ]
+        for t, r in zip(ts, raw, strict=True)
+    ]
+    frame = pd.DataFrame(
+        {
+            "symbol": symbol,
+            "data_type": data_type,
+            "source": source,
+            "ts": ts.reset_index(drop=True) if len(rejected) else pd.Series([], dtype=object),
+            "raw": raw,
+            "reason": rejected["reason"].astype(str).tolist(),
+            "fetched_at": fetched_at,
+            "run_id": run_id,
+            "sync_id": sync_id,
+            "reject_id": ids,
+        }
+    )
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    frame["fetched_at"] = pd.to_datetime(frame["fetched_at"], utc=True)
+    return frame
