@@ -81,6 +81,18 @@ def _platform_class(base: type) -> type:
             self.last_status = code
             return super().on_rest_response(code, reason, url, method, headers, body, *rest)
 
+        def parse_trades(self, trades, market=None, since=None, limit=None, params=None):
+            """Every row parsed on its own, in the order received: a row ccxt cannot parse is
+            kept with the reason (``platform_error``) instead of failing the whole page, and
+            nothing is filtered by ``since``/``limit`` (the caller decides what is new)."""
+            parsed = []
+            for raw in self.to_array(trades):
+                try:
+                    parsed.append(self.parse_trade(self.extend(raw, params or {}), market))
+                except Exception as exc:  # noqa: BLE001 - a malformed row, rejected later
+                    parsed.append({"id": None, "info": raw, "platform_error": repr(exc)})
+            return parsed
+
         def fetch(self, url, method="GET", headers=None, body=None):
             if self.platform_base and not url.startswith(self.platform_base):
                 ccxt = importlib.import_module("ccxt")
@@ -121,6 +133,7 @@ class CcxtSource:
         api_url: str | None = None,
         api_key: str | None = None,
         api_secret: str | None = None,
+        api_password: str | None = None,
     ):
         ccxt = importlib.import_module("ccxt")
         # ccxt logs every request's headers (the API key among them) at DEBUG.
@@ -132,7 +145,7 @@ class CcxtSource:
         self.name = f"ccxt:{exchange_id}"
         self.clock, self.meter, self.bucket, self.policy = clock, meter, bucket, policy
         self.api_url = api_url.rstrip("/") if api_url else None
-        self._secrets = (api_key, api_secret)
+        self._secrets = (api_key, api_secret, api_password)
         self._state_dir = state_dir
         config: dict[str, Any] = {
             "enableRateLimit": True,  # so ccxt calls throttle(), which is ours
@@ -148,6 +161,8 @@ class CcxtSource:
             config["apiKey"] = api_key
         if api_secret:
             config["secret"] = api_secret
+        if api_password:
+            config["password"] = api_password
         exchange = _platform_class(getattr(ccxt, exchange_id))(config)
         exchange.has = {**exchange.has, "fetchCurrencies": False}
         exchange.platform_gate = Gate(self.name, bucket, meter, policy)
@@ -174,7 +189,7 @@ class CcxtSource:
                 return
             except (ValueError, KeyError, TypeError):
                 pass  # a damaged cache is simply refetched
-        markets = self._retrying(lambda: self.exchange.load_markets(reload=True), "loading markets")
+        markets = self.retrying(lambda: self.exchange.load_markets(reload=True), "loading markets")
         slim = [{k: v for k, v in m.items() if k != "info"} for m in markets.values()]
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -206,7 +221,7 @@ class CcxtSource:
     ) -> pd.DataFrame:
         market = self.market(symbol)
         since, until = to_ms(start), to_ms(end) - 1
-        rows = self._retrying(
+        rows = self.retrying(
             lambda: self.exchange.fetch_ohlcv(
                 market, interval, since=since, limit=self.page_limit, params={"until": until}
             ),
@@ -224,7 +239,8 @@ class CcxtSource:
         return candles_frame(tuples, source=self.name)
 
     # -- faults ----------------------------------------------------------------------------
-    def _retrying(self, request, what: str):
+    def retrying(self, request, what: str):
+        """``request()`` with the platform's retries, cooldowns and redacted failures."""
         return call_with_retries(
             request,
             classify=self._classify,
