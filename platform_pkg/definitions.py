@@ -2,20 +2,42 @@
 
 import dagster as dg
 
-from platform_pkg.portfolio.assets import holdings, portfolio_transactions, tracked_assets
+from platform_pkg.accounts.sensors import accounts_sensor
+from platform_pkg.ledger.assets import holdings, transactions
+from platform_pkg.portfolio.assets import portfolio_transactions, tracked_assets
 from platform_pkg.portfolio.sensors import holdings_sensor
 from platform_pkg.prices.assets import prices_1d, prices_1h
 from platform_pkg.prices.jobs import prices_job
 from platform_pkg.prices.schedules import daily_close, intraday_refresh, weekly_reconcile
 from platform_pkg.resources import default_resources
+from platform_pkg.trades.assets import exchange_trades
+from platform_pkg.trades.schedules import (
+    exchange_trades_reconcile,
+    exchange_trades_sync,
+    trades_job,
+)
 
 defs = dg.Definitions(
-    assets=[prices_1h, prices_1d, portfolio_transactions, holdings, tracked_assets],
-    jobs=[prices_job],
-    sensors=[holdings_sensor],
-    schedules=[intraday_refresh, daily_close, weekly_reconcile],
+    assets=[
+        prices_1h,
+        prices_1d,
+        portfolio_transactions,
+        exchange_trades,
+        transactions,
+        holdings,
+        tracked_assets,
+    ],
+    jobs=[prices_job, trades_job],
+    sensors=[holdings_sensor, accounts_sensor],
+    schedules=[
+        intraday_refresh,
+        daily_close,
+        weekly_reconcile,
+        exchange_trades_sync,
+        exchange_trades_reconcile,
+    ],
     resources=default_resources(),
-    # One process per run: every price run is a single step, so a subprocess per step would
+    # One process per run: every fetching run is a single step, so a subprocess per step would
     # only add another ~2 s of imports to each run.
     executor=dg.in_process_executor,
 )

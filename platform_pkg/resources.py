@@ -1,5 +1,6 @@
 """The resources every code location process uses, with their defaults (no env read at import)."""
 
+from platform_pkg.accounts.resources import Accounts
 from platform_pkg.market.resources import MarketData
 from platform_pkg.portfolio.resources import PortfolioFile
 from platform_pkg.prices.schedules import RefreshSettings
@@ -14,5 +15,6 @@ def default_resources() -> dict:
         "io_manager": DuckDBUpsertIOManager(warehouse=warehouse),
         "market": MarketData(),
         "portfolio": PortfolioFile(),
+        "accounts": Accounts(),
         "refresh": RefreshSettings(),
     }

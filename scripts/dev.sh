@@ -2,9 +2,12 @@
 # Set everything up and start the platform on the demo market: Dagster webserver + daemon.
 source "$(dirname "$0")/_env.sh"
 python -m platform_pkg.cli symbols add --demo
-# A fresh clone gets the sample portfolio, so the holdings sensor and the schedules have work.
+# A fresh clone gets the sample portfolio and accounts, so the sensors and schedules have work.
 if [ -z "${PLATFORM_PORTFOLIO:-}" ] && [ ! -f data/portfolio.csv ]; then
   cp data/demo/portfolio.csv data/portfolio.csv
+fi
+if [ -z "${PLATFORM_ACCOUNTS:-}" ] && [ ! -f data/accounts.toml ]; then
+  cp data/demo/accounts.toml data/accounts.toml
 fi
 # One "planned" event per ranged run instead of one per partition. Caveat: a failed ranged run
 # then does not mark its partitions failed in the UI. Set it to 0 to have them marked: the planned

@@ -1,37 +1,41 @@
-"""Portfolio assets: the validated transactions, the lines kept aside, holdings, tracked assets."""
+"""Portfolio assets: the validated lines of the portfolio file, the lines kept aside, and the
+symbols the platform tracks because someone holds them."""
+
+from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
 
+from platform_pkg.ledger.assets import holdings
+from platform_pkg.ledger.build import symbol_summary
 from platform_pkg.market.resources import MarketData
 from platform_pkg.portfolio import tracked
-from platform_pkg.portfolio.positions import positions
-from platform_pkg.portfolio.resources import MarketChecks, PortfolioFile
+from platform_pkg.portfolio.resources import MarketChecks, PortfolioFile, calendar_for
 from platform_pkg.portfolio.tables import (
-    HOLDING_COLUMNS,
-    HOLDING_KEY,
     REJECT_COLUMNS,
     REJECT_KEY,
     TRANSACTION_COLUMNS,
     TRANSACTION_KEY,
-    holdings_frame,
     rejects_frame,
     transactions_frame,
-    transactions_from_frame,
 )
+from platform_pkg.portfolio.tracking import PRICE_ASSETS, history_start
 from platform_pkg.portfolio.transactions import parse_portfolio
 from platform_pkg.prices.assets import WAREHOUSE_POOL
-from platform_pkg.warehouse.io_manager import AUDIT_METADATA, KEY_METADATA
+from platform_pkg.warehouse.io_manager import AUDIT_METADATA, KEY_METADATA, TRACK_CHANGES_METADATA
 from platform_pkg.warehouse.resources import Warehouse
 
 GROUP = "portfolio"
 MAX_REJECTS_SHOWN = 50
 
 
-def table_metadata(table: str, columns: dict[str, str], key: list[str], audit: list[str]) -> dict:
+def table_metadata(
+    table: str, columns: dict[str, str], key: list[str], audit: list[str], track: bool = False
+) -> dict:
     return {
         KEY_METADATA: key,
         AUDIT_METADATA: audit,
+        TRACK_CHANGES_METADATA: track,
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(name, typ) for name, typ in columns.items()]
         ),
@@ -46,7 +50,11 @@ def table_metadata(table: str, columns: dict[str, str], key: list[str], audit: l
             "portfolio file, validated, keyed by txn_id (the file's own id, else a digest of the "
             "line's content). Lines that left the file are kept with in_file = false.",
             metadata=table_metadata(
-                "portfolio_transactions", TRANSACTION_COLUMNS, TRANSACTION_KEY, ["loaded_at"]
+                "portfolio_transactions",
+                TRANSACTION_COLUMNS,
+                TRANSACTION_KEY,
+                ["loaded_at"],
+                track=True,
             ),
             group_name=GROUP,
             kinds={"duckdb", "csv"},
@@ -104,48 +112,49 @@ def portfolio_transactions(
 
 
 @dg.asset(
-    description="Positions per account and symbol (quantity, when it was first bought or "
-    "transferred in, last transaction), replayed from the transactions in the portfolio file.",
-    metadata=table_metadata("holdings", HOLDING_COLUMNS, HOLDING_KEY, ["computed_at"]),
+    description="The symbols the platform fetches prices for: one row per symbol ever held in "
+    "any account (portfolio file or exchange), with tracking_users (accounts holding it now), "
+    "is_active, first/last tracked, the first acquisition, where its history starts and the "
+    "last price update (moved by each price run with its watermark).",
+    deps=[holdings],
+    metadata=table_metadata(
+        tracked.TABLE,
+        tracked.COLUMNS,
+        ["asset_id"],
+        ["updated_at", "last_tracked_at"],
+    ),
     group_name=GROUP,
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
 )
-def holdings(
+def tracked_assets(
     context: dg.AssetExecutionContext,
-    portfolio_transactions: pd.DataFrame,
+    portfolio: PortfolioFile,
     market: MarketData,
     warehouse: Warehouse,
 ) -> pd.DataFrame:
-    book = positions(transactions_from_frame(portfolio_transactions))
-    stored = _stored(warehouse, "holdings", ["account", "symbol"])
-    frame = holdings_frame(book, stored, market.clock()())
-    context.add_output_metadata(
-        {
-            "open_positions": sum(p.is_open for p in book),
-            "symbols_held": len({p.symbol for p in book if p.is_open}),
-            "accounts": len({p.account for p in book}),
-        }
-    )
+    now = market.clock()()
+    held = _stored(warehouse, "holdings", list(tracked.HOLDINGS_READ))
+    stored = _stored(warehouse, tracked.TABLE, list(tracked.COLUMNS))
+    summary = symbol_summary(held, None)
+    checks = MarketChecks(market)
+    calendar = calendar_for(now, portfolio.history_days)
+    starts = {}
+    for symbol, item in summary.items():
+        data_type, interval = PRICE_ASSETS[0]
+        try:
+            first = datetime.fromisoformat(item["first"]).date()
+            starts[symbol] = history_start(
+                first, symbol, data_type, interval, checks.earliest, calendar
+            )
+        except Exception as exc:  # noqa: BLE001 - the source: the others are still recorded
+            context.log.warning(
+                f"{symbol}: could not ask the source where its history starts: {exc}"
+            )
+    frame = tracked.tracked_rows(summary, stored, starts, datetime.now(UTC))
+    active = int(frame["is_active"].sum()) if not frame.empty else 0
+    context.add_output_metadata({"active_symbols": active, "inactive_symbols": len(frame) - active})
     return frame
-
-
-tracked_assets = dg.AssetSpec(
-    "tracked_assets",
-    description="The symbols the platform fetches prices for: one row per symbol ever held, "
-    "with tracking_users (accounts holding it now), is_active, first/last tracked, the first "
-    "acquisition, where its history starts and the last price update. Written by the holdings "
-    "sensor on every portfolio change.",
-    deps=["portfolio_transactions"],
-    metadata={
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name, typ) for name, typ in tracked.COLUMNS.items()]
-        ),
-        "dagster/table_name": f"warehouse.main.{tracked.TABLE}",
-    },
-    group_name=GROUP,
-    kinds={"duckdb"},
-)
 
 
 def _stored(warehouse: Warehouse, table: str, columns: list[str]) -> pd.DataFrame | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -13,7 +13,8 @@ from pydantic import Field
 
 from platform_pkg.market.resources import MarketData
 from platform_pkg.market.source import RequestMeter, UnknownSymbolError
-from platform_pkg.portfolio.tracking import HISTORY_DAYS
+from platform_pkg.partitions import daily_partitions
+from platform_pkg.portfolio.tracking import HISTORY_DAYS, Calendar
 from platform_pkg.warehouse.connection import PROJECT_ROOT
 
 DEFAULT_PORTFOLIO = PROJECT_ROOT / "data" / "portfolio.csv"
@@ -46,6 +47,11 @@ class PortfolioFile(dg.ConfigurableResource):
         raw = self.path or os.environ.get("PLATFORM_PORTFOLIO") or str(DEFAULT_PORTFOLIO)
         path = Path(raw).expanduser()
         return path if path.is_absolute() else PROJECT_ROOT / path
+
+    def digest(self) -> str | None:
+        """The sha256 of the file's bytes, or None when there is no file."""
+        snapshot = self.read()
+        return snapshot.digest if snapshot is not None else None
 
     def read(self) -> PortfolioSnapshot | None:
         """The file's content now, or None when there is no file."""
@@ -81,3 +87,12 @@ class MarketChecks:
             source = self.market.source_for(symbol, RequestMeter())
             self._earliest[key] = source.earliest(symbol, interval)
         return self._earliest[key]
+
+
+def calendar_for(now: datetime, history_days: int) -> Calendar:
+    """The days a history request may cover now: the first date partition up to today (or the
+    last partition that exists, if the partitions stop before today)."""
+    first = date.fromisoformat(daily_partitions.get_first_partition_key())
+    last_key = daily_partitions.get_last_partition_key()
+    last = min(now.date(), date.fromisoformat(last_key)) if last_key else now.date()
+    return Calendar(first_day=first, last_day=last, history_days=history_days)

@@ -1,42 +1,49 @@
-"""The holdings sensor: portfolio changes → symbol partitions → ranged price backfills."""
+"""The holdings sensor: the ledger's inputs change → the ledger is rebuilt → holdings change →
+symbol partitions and ranged price backfills.
+
+The sensor only decides. It writes nothing to the warehouse (DuckDB has one writer, and the
+daemon would take it from the runs): what it must record is written by the runs it requests, and
+its own state is its cursor. It reads the portfolio file's digest, Dagster's event log (new
+exchange trades, the holdings' latest materialisation, which lists what tracking needs per
+symbol) and, for the repairs, the price watermarks.
+"""
 
 import os
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 
+from platform_pkg.ledger.assets import SUMMARY_METADATA, holdings, transactions
+from platform_pkg.ledger.legs import INPUTS
 from platform_pkg.market.resources import MarketData
-from platform_pkg.partitions import (
-    daily_partitions,
-    partition_range_tags,
-    range_end_symbols,
-    symbols_partitions,
-)
-from platform_pkg.portfolio import tracked
-from platform_pkg.portfolio.assets import holdings, portfolio_transactions, tracked_assets
-from platform_pkg.portfolio.positions import positions, symbol_holdings
-from platform_pkg.portfolio.resources import MarketChecks, PortfolioFile
+from platform_pkg.partitions import partition_range_tags, range_end_symbols, symbols_partitions
+from platform_pkg.portfolio.assets import portfolio_transactions, tracked_assets
+from platform_pkg.portfolio.positions import from_summary
+from platform_pkg.portfolio.resources import MarketChecks, PortfolioFile, calendar_for
 from platform_pkg.portfolio.tracking import (
     PRICE_ASSETS,
-    Calendar,
     HoldingsCursor,
     PriceRequest,
-    history_start,
     plan_repairs,
     plan_tracking,
 )
-from platform_pkg.portfolio.transactions import parse_portfolio
 from platform_pkg.prices.assets import prices_1d, prices_1h
+from platform_pkg.runs import IN_FLIGHT, LEDGER_TAG, REASON_TAG, TRIGGER_TAG, in_flight
 from platform_pkg.warehouse import watermarks
 from platform_pkg.warehouse.resources import Warehouse
 
 DEFAULT_INTERVAL_SECONDS = 10
-# How often a quiet sensor copies the price watermarks' times into tracked_assets.
+# How often a quiet sensor looks for history that never arrived.
 PRICE_CHECK_EVERY = timedelta(minutes=5)
+# Exchange trades (and later wallets) feed the ledger; the portfolio file is watched by digest.
+RECORDED_INPUTS = [dg.AssetKey(i.table) for i in INPUTS if i.table != "portfolio_transactions"]
+# Counted in a materialisation's metadata when its run changed the table.
+_CHANGE_COUNTS = ("rows_inserted", "rows_updated", "rows_soft_deleted")
+_SCAN = 200
 
 
 def sensor_interval_seconds() -> int:
-    """``PLATFORM_HOLDINGS_SENSOR_SECONDS`` (1-3600) or 10: how often the file is looked at.
+    """``PLATFORM_HOLDINGS_SENSOR_SECONDS`` (1-3600) or 10: how often the inputs are looked at.
 
     Read when the definitions are built (a sensor's interval is part of its definition); a bad
     value fails with a clear message rather than silently using the default.
@@ -55,12 +62,20 @@ def sensor_interval_seconds() -> int:
 
 @dg.sensor(
     name="holdings_sensor",
-    description="Watches the portfolio file. A symbol new to tracking gets its partition and its "
-    "price history (a year before its first acquisition, to today) as one ranged run per price "
-    "asset; an earlier purchase backfills only the older range; a symbol sold to zero in every "
-    "account goes inactive and, bought again, gets the gap since. Also re-materialises the "
-    "portfolio tables.",
-    asset_selection=[prices_1h, prices_1d, portfolio_transactions, holdings],
+    description="Keeps the ledger and tracking in step with what the user holds. When the "
+    "portfolio file or the exchange trades change, it requests a ledger run (portfolio tables, "
+    "transactions, holdings, tracked_assets). When the holdings change, a symbol new to tracking "
+    "gets its partition and its price history (a year before its first acquisition, to today) "
+    "as one ranged run per price asset; an earlier acquisition backfills only the older range; "
+    "a symbol sold to zero in every account goes inactive and, bought again, gets the gap since.",
+    asset_selection=[
+        prices_1h,
+        prices_1d,
+        portfolio_transactions,
+        transactions,
+        holdings,
+        tracked_assets,
+    ],
     minimum_interval_seconds=sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
@@ -71,105 +86,137 @@ def holdings_sensor(
     warehouse: Warehouse,
 ):
     cursor = HoldingsCursor.parse(context.cursor)
-    snapshot = portfolio.read()
-    if snapshot is None:
-        return dg.SkipReason(
-            f"no portfolio file at {portfolio.resolved_path()} (set PLATFORM_PORTFOLIO, or copy "
-            "data/demo/portfolio.csv there)"
-        )
     now = market.clock()()
-    if snapshot.digest == cursor.digest:
-        return _quiet_tick(context, cursor, warehouse, market, portfolio, now)
+    instance = context.instance
+    requests: list[dg.RunRequest] = []
+    partitions: list[str] = []
 
-    checks = MarketChecks(market)
-    parsed = parse_portfolio(snapshot.text, known_symbol=checks.unknown_reason, now=now)
-    appended = parsed.data_lines - cursor.lines
-    context.log.info(
-        f"{snapshot.path}: {parsed.data_lines} lines "
-        + (f"({appended:+d} since the last change seen)" if cursor.digest else "(first read)")
-        + f", {len(parsed.transactions)} valid, {len(parsed.rejects)} rejected"
-    )
-    for reject in parsed.rejects:
-        context.log.warning(f"{snapshot.path.name}: {reject}")
-
-    held = symbol_holdings(positions(parsed.transactions))
-    calendar = _calendar(now, portfolio.history_days)
-    coverage = _coverage(warehouse, list(held))
-    plan = plan_tracking(
-        cursor.symbols,
-        held,
-        coverage=lambda s, dt: coverage.get((s, dt)),
-        earliest=checks.earliest,
-        calendar=calendar,
-        known_partitions=set(context.instance.get_dynamic_partitions(symbols_partitions.name)),
-    )
-    for note in plan.notes:
-        context.log.info(note)
-
-    starts = {
-        s: history_start(h.first_acquired, s, *PRICE_ASSETS[0], checks.earliest, calendar)
-        for s, h in held.items()
+    digest = portfolio.digest()
+    recorded = {
+        str(k.path[-1]): _input_changes(instance, k, cursor.seen.get(k.path[-1]))
+        for k in RECORDED_INPUTS
     }
-    gone = [s for s in plan.symbols if s not in held]
-    with warehouse.transaction() as con:
-        tracked.write(con, tracked.tracked_frame(held, gone, starts, now))
+    changed = [name for name, (_, moved) in recorded.items() if moved]
+    if digest != cursor.digest or changed:
+        if in_flight(instance, {LEDGER_TAG: "1"}):
+            context.log.info("a ledger run is still in flight: its inputs are looked at after it")
+        else:
+            why = (["the portfolio file changed"] if digest != cursor.digest else []) + [
+                f"{name} changed" for name in changed
+            ]
+            context.log.info(f"requesting a ledger run: {', '.join(why)}")
+            requests.append(_ledger_run(digest, recorded))
+            cursor.digest = digest
+            cursor.seen = {name: newest for name, (newest, _) in recorded.items()}
 
-    run_requests = [_price_run(request) for request in plan.requests]
-    run_requests.append(
-        dg.RunRequest(
-            run_key=f"portfolio:{snapshot.digest}",
-            asset_selection=[
-                dg.AssetKey("portfolio_transactions"),
-                dg.AssetKey("portfolio_rejects"),
-                holdings.key,
-            ],
-            tags={"platform/trigger": "holdings_sensor"},
+    latest = _latest_holdings(instance)
+    if latest is not None and latest[0] != cursor.holdings_seen:
+        storage_id, summary = latest
+        held = from_summary(summary)
+        checks = MarketChecks(market)
+        calendar = calendar_for(now, portfolio.history_days)
+        with warehouse.connection() as con:
+            coverage = watermarks.read_coverages(con, list(held), [dt for dt, _ in PRICE_ASSETS])
+        plan = plan_tracking(
+            cursor.symbols,
+            held,
+            coverage=lambda s, dt: coverage.get((s, dt)),
+            earliest=checks.earliest,
+            calendar=calendar,
+            known_partitions=set(instance.get_dynamic_partitions(symbols_partitions.name)),
         )
-    )
-    active = sum(1 for s in plan.symbols.values() if s.active)
-    return dg.SensorResult(
-        run_requests=run_requests,
-        dynamic_partitions_requests=(
-            [symbols_partitions.build_add_request(plan.new_partitions)]
-            if plan.new_partitions
-            else []
-        ),
-        cursor=HoldingsCursor(
-            snapshot.digest, parsed.data_lines, plan.symbols, now.isoformat()
-        ).dump(),
-        asset_events=[
-            dg.AssetMaterialization(
-                tracked_assets.key,
-                description="Tracking updated from the portfolio file.",
-                metadata={
-                    "active_symbols": active,
-                    "inactive_symbols": len(plan.symbols) - active,
-                    "new_partitions": ", ".join(plan.new_partitions) or "none",
-                    "backfill_runs": len(plan.requests),
-                    "changes": dg.MetadataValue.md(
-                        "\n".join(f"- {n}" for n in plan.notes) or "none"
-                    ),
-                },
+        for note in plan.notes:
+            context.log.info(note)
+        requests += [_price_run(request) for request in plan.requests]
+        partitions = plan.new_partitions
+        cursor.symbols = plan.symbols
+        cursor.holdings_seen = storage_id
+    elif not requests:
+        repairs = _repairs(context, cursor, warehouse, market, portfolio, now)
+        if repairs is not None:
+            requests += repairs
+
+    skip = None
+    if not requests and not partitions:
+        skip = "nothing changed in the portfolio file, the trades or the holdings"
+        if digest is None and not cursor.symbols:
+            skip = (
+                f"no portfolio file at {portfolio.resolved_path()} and no exchange trades yet "
+                "(set PLATFORM_PORTFOLIO, or copy data/demo/portfolio.csv there)"
             )
-        ],
+        if context.cursor == cursor.dump():
+            return dg.SkipReason(skip)
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=(
+            [symbols_partitions.build_add_request(partitions)] if partitions else []
+        ),
+        cursor=cursor.dump(),
+        skip_reason=skip,
     )
 
 
-def _quiet_tick(
+def _input_changes(
+    instance: dg.DagsterInstance, key: dg.AssetKey, after: int | None
+) -> tuple[int | None, bool]:
+    """(the newest materialisation's storage id, whether a run since ``after`` changed rows).
+
+    Each run is judged by one of its events (a ranged run's events share its figures); more
+    than :data:`_SCAN` new events count as a change without looking."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=_SCAN
+    ).records
+    if not records:
+        return after, False
+    newest = records[0].storage_id
+    if len(records) == _SCAN:
+        return newest, True
+    judged: set[str] = set()
+    for record in records:
+        if record.run_id in judged:
+            continue
+        judged.add(record.run_id)
+        meta = record.asset_materialization.metadata if record.asset_materialization else {}
+        if any(getattr(meta.get(name), "value", 0) for name in _CHANGE_COUNTS):
+            return newest, True
+    return newest, False
+
+
+def _latest_holdings(instance: dg.DagsterInstance) -> tuple[int, dict] | None:
+    records = instance.fetch_materializations(holdings.key, limit=1).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    summary = records[0].asset_materialization.metadata.get(SUMMARY_METADATA)
+    return records[0].storage_id, dict(summary.value) if summary is not None else {}
+
+
+def _ledger_run(digest: str | None, recorded: dict[str, tuple[int | None, bool]]) -> dg.RunRequest:
+    """One run over the ledger's chain; the portfolio tables only when there is a file."""
+    keys = [transactions.key, holdings.key, tracked_assets.key]
+    if digest is not None:
+        keys = [dg.AssetKey("portfolio_transactions"), dg.AssetKey("portfolio_rejects"), *keys]
+    marks = ":".join(f"{name}={newest}" for name, (newest, _) in sorted(recorded.items()))
+    return dg.RunRequest(
+        run_key=f"ledger:{digest or 'no-file'}:{marks}",
+        asset_selection=keys,
+        tags={TRIGGER_TAG: "holdings_sensor", LEDGER_TAG: "1"},
+    )
+
+
+def _repairs(
     context: dg.SensorEvaluationContext,
     cursor: HoldingsCursor,
     warehouse: Warehouse,
     market: MarketData,
     portfolio: PortfolioFile,
     now: datetime,
-):
-    """Every few minutes with the file unchanged: last_price_update, and history repairs."""
+) -> list[dg.RunRequest] | None:
+    """Every few minutes with nothing changed: history that never arrived is asked for again."""
     checked = datetime.fromisoformat(cursor.prices_checked_at) if cursor.prices_checked_at else None
     if not cursor.symbols or (checked is not None and now - checked < PRICE_CHECK_EVERY):
-        return dg.SkipReason("the portfolio file has not changed")
+        return None
     active = [s for s, held in cursor.symbols.items() if held.active]
-    with warehouse.transaction() as con:
-        changed = tracked.refresh_price_updates(con)
+    with warehouse.connection() as con:
         coverage = watermarks.read_coverages(con, active, [dt for dt, _ in PRICE_ASSETS])
     cursor.prices_checked_at = now.isoformat()
     repairs = plan_repairs(
@@ -177,19 +224,14 @@ def _quiet_tick(
         cursor.repairs,
         coverage=lambda s, dt: coverage.get((s, dt)),
         earliest=MarketChecks(market).earliest,
-        calendar=_calendar(now, portfolio.history_days),
+        calendar=calendar_for(now, portfolio.history_days),
         in_flight=_in_flight(context.instance),
         now=now,
     )
     for note in repairs.notes:
         context.log.warning(note)
     cursor.repairs = repairs.repairs
-    skip = f"the portfolio file has not changed; last_price_update moved for {changed} symbol(s)"
-    return dg.SensorResult(
-        run_requests=[_price_run(request) for request in repairs.requests],
-        skip_reason=None if repairs.requests else skip,
-        cursor=cursor.dump(),
-    )
+    return [_price_run(request) for request in repairs.requests]
 
 
 def _price_run(request: PriceRequest) -> dg.RunRequest:
@@ -198,18 +240,10 @@ def _price_run(request: PriceRequest) -> dg.RunRequest:
         asset_selection=[dg.AssetKey(request.data_type)],
         tags={
             **partition_range_tags(request.window),
-            "platform/trigger": "holdings_sensor",
-            "platform/reason": request.reason[:200],
+            TRIGGER_TAG: "holdings_sensor",
+            REASON_TAG: request.reason[:200],
         },
     )
-
-
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 def _in_flight(instance: dg.DagsterInstance) -> set[tuple[str, str]]:
@@ -223,17 +257,3 @@ def _in_flight(instance: dg.DagsterInstance) -> set[tuple[str, str]]:
         for symbol in range_end_symbols(run.tags):
             pairs |= {(symbol, key.path[-1]) for key in run.asset_selection or ()}
     return pairs
-
-
-def _calendar(now: datetime, history_days: int) -> Calendar:
-    first = date.fromisoformat(daily_partitions.get_first_partition_key())
-    last_key = daily_partitions.get_last_partition_key()
-    # The partitions may end before today (a clock frozen ahead, or no partition for today yet).
-    last = min(now.date(), date.fromisoformat(last_key)) if last_key else now.date()
-    return Calendar(first_day=first, last_day=last, history_days=history_days)
-
-
-def _coverage(warehouse: Warehouse, symbols: list[str]) -> dict:
-    """Every held symbol's coverage per price asset, in one query."""
-    with warehouse.connection() as con:
-        return watermarks.read_coverages(con, symbols, [dt for dt, _ in PRICE_ASSETS])

@@ -1,8 +1,9 @@
 """The portfolio tables as frames: their columns and keys, and the conversions to and from them.
 
 The file is the source of truth, but the warehouse keeps what it once said: a transaction or a
-reject that left the file stays in its table with ``in_file = false`` (the upsert never deletes),
-and a position whose lines all left the file is written with quantity 0.
+reject that left the file stays in its table with ``in_file = false`` (the upsert never deletes).
+``holdings`` is the ledger's (see :mod:`platform_pkg.ledger`); its columns are declared here
+with the portfolio's.
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import Decimal
 
 import pandas as pd
 
-from platform_pkg.portfolio.positions import Position
 from platform_pkg.portfolio.transactions import Reject, Transaction
 
 TRANSACTION_COLUMNS: dict[str, str] = {
@@ -107,65 +106,6 @@ def rejects_frame(
             }
         )
     return _with_gone(pd.DataFrame.from_records(rows, columns=list(REJECT_COLUMNS)), gone, now)
-
-
-def transactions_from_frame(frame: pd.DataFrame) -> list[Transaction]:
-    """The stored transactions still in the file, back as :class:`Transaction` values."""
-    if frame.empty:
-        return []
-    current = frame[frame["in_file"].astype(bool)]
-    return [
-        Transaction(
-            txn_id=row.txn_id,
-            line=int(row.line),
-            executed_at=pd.Timestamp(row.executed_at).to_pydatetime(),
-            account=row.account,
-            symbol=row.symbol,
-            asset_class=row.asset_class,
-            side=row.side,
-            quantity=Decimal(repr(float(row.quantity))),
-            price=None if pd.isna(row.price) else Decimal(repr(float(row.price))),
-            currency=row.currency,
-            fee=Decimal(repr(float(row.fee))),
-            note=row.note or "",
-        )
-        for row in current.itertuples(index=False)
-    ]
-
-
-def holdings_frame(
-    book: Iterable[Position], stored_keys: pd.DataFrame | None, now: datetime
-) -> pd.DataFrame:
-    """One row per (account, symbol); pairs stored before but gone from the file get quantity 0."""
-    rows = [
-        {
-            "account": p.account,
-            "symbol": p.symbol,
-            "asset_class": p.asset_class,
-            "quantity": float(p.quantity),
-            "is_open": p.is_open,
-            "first_purchase_at": p.first_acquired_at,
-            "last_transaction_at": p.last_transaction_at,
-            "transactions": p.transactions,
-            "computed_at": now,
-        }
-        for p in book
-    ]
-    frame = pd.DataFrame.from_records(rows, columns=list(HOLDING_COLUMNS))
-    if stored_keys is not None and not stored_keys.empty:
-        present = set(zip(frame["account"], frame["symbol"], strict=True))
-        gone = stored_keys[
-            [
-                (a, s) not in present
-                for a, s in zip(stored_keys["account"], stored_keys["symbol"], strict=True)
-            ]
-        ].copy()
-        if not gone.empty:
-            gone["quantity"] = 0.0
-            gone["is_open"] = False
-            gone["computed_at"] = now
-            frame = pd.concat([frame, gone.reindex(columns=frame.columns)], ignore_index=True)
-    return _typed(frame, HOLDING_COLUMNS)
 
 
 def _with_gone(frame: pd.DataFrame, gone: pd.DataFrame | None, now: datetime) -> pd.DataFrame:

@@ -1,9 +1,9 @@
 """What the holdings sensor asks for when the portfolio changes: the tracking plan.
 
-The sensor keeps, in its cursor, the portfolio state it last acted on (a digest of the file, how
-many lines it had, and per symbol the first acquisition date, whether it was held and by how many
-accounts). Each change is the difference between that state and the file's, read against the
-watermarks (what the warehouse really holds):
+The sensor keeps, in its cursor, the holdings it last acted on (per symbol the first acquisition
+date, whether it was held and by how many accounts), and where it stands in the ledger's inputs.
+Each change is the difference between that state and the holdings', read against the watermarks
+(what the warehouse really holds):
 
 * a symbol new to tracking → its history from a year before its first acquisition to today;
 * a symbol bought again while held → nothing to fetch (the reference count changes);
@@ -34,7 +34,7 @@ from platform_pkg.warehouse.watermarks import Coverage
 HISTORY_DAYS = 365
 # The price assets and their candle intervals, daily first: it is the cheaper of the two.
 PRICE_ASSETS: tuple[tuple[str, str], ...] = (("prices_1d", "1d"), ("prices_1h", "1h"))
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
 # A gap first seen with no run in flight is asked for again after 15 min, then after 1 h and 4 h
 # more; after that it is left to the user (the sensor logs it), so a symbol the source will never
 # serve cannot spend requests forever.
@@ -65,20 +65,23 @@ class Repair:
 
 @dataclass
 class HoldingsCursor:
-    """The sensor's high-water mark over portfolio changes, kept in its Dagster cursor."""
+    """The sensor's high-water marks over the ledger's inputs and the holdings, kept in its
+    Dagster cursor."""
 
-    digest: str | None = None  # sha256 of the file content last acted on
-    lines: int = 0  # data lines in that content (the append position)
+    digest: str | None = None  # sha256 of the portfolio file a ledger run was requested for
     symbols: dict[str, TrackedSymbol] = field(default_factory=dict)
-    prices_checked_at: str | None = None  # when last_price_update was last refreshed (ISO)
+    prices_checked_at: str | None = None  # when history repairs were last looked for (ISO)
     repairs: dict[str, Repair] = field(default_factory=dict)  # "data_type:symbol" -> Repair
+    # Input table → the storage id of its newest materialisation a ledger run was asked for.
+    seen: dict[str, int | None] = field(default_factory=dict)
+    holdings_seen: int | None = None  # storage id of the holdings materialisation acted on
 
     @classmethod
     def parse(cls, raw: str | None) -> HoldingsCursor:
         if not raw:
             return cls()
         data = json.loads(raw)
-        if data.get("v") != CURSOR_VERSION:
+        if data.get("v") not in (1, CURSOR_VERSION):
             raise ValueError(
                 f"holdings sensor cursor version {data.get('v')!r} is not {CURSOR_VERSION}"
             )
@@ -92,12 +95,15 @@ class HoldingsCursor:
             key: Repair(int(item["attempts"]), datetime.fromisoformat(item["since"]))
             for key, item in data.get("repairs", {}).items()
         }
+        # A version-1 cursor (the file was the only input) keeps its symbols and repairs; the
+        # ledger is built once to take over.
         return cls(
-            data.get("digest"),
-            int(data.get("lines", 0)),
+            data.get("digest") if data.get("v") == CURSOR_VERSION else None,
             symbols,
             data.get("prices_checked_at"),
             repairs,
+            dict(data.get("seen", {})),
+            data.get("holdings_seen"),
         )
 
     def dump(self) -> str:
@@ -105,7 +111,8 @@ class HoldingsCursor:
             {
                 "v": CURSOR_VERSION,
                 "digest": self.digest,
-                "lines": self.lines,
+                "seen": dict(sorted(self.seen.items())),
+                "holdings_seen": self.holdings_seen,
                 "symbols": {
                     key: {
                         "first": s.first_acquired.isoformat(),

@@ -1,9 +1,11 @@
-"""Portfolio assets through the real machinery: validated transactions, rejects kept aside, holdings."""
+"""Portfolio assets through the real machinery: validated transactions, rejects kept aside, and the
+ledger, holdings and tracked assets they feed."""
 
 import dagster as dg
 import pytest
 
-from platform_pkg.portfolio.assets import holdings, portfolio_transactions
+from platform_pkg.ledger.assets import holdings, transactions
+from platform_pkg.portfolio.assets import portfolio_transactions, tracked_assets
 from platform_pkg.portfolio.resources import PortfolioFile
 from platform_tests.conftest import resources_for, rows
 
@@ -25,7 +27,9 @@ def materialize(instance, tmp_path, portfolio, *lines):
         "portfolio": PortfolioFile(path=str(portfolio))
     }
     result = dg.materialize(
-        [portfolio_transactions, holdings], instance=instance, resources=resources
+        [portfolio_transactions, transactions, holdings, tracked_assets],
+        instance=instance,
+        resources=resources,
     )
     assert result.success
     return result
@@ -53,6 +57,22 @@ def test_transactions_rejects_and_holdings_land_in_the_warehouse(instance, tmp_p
     ]
     meta = result.asset_materializations_for_node("portfolio_transactions")[0].metadata
     assert (meta["valid"].value, meta["rejected"].value) == (3, 1)
+    assert rows(
+        wh, "SELECT domain, source, account, symbol, side FROM transactions ORDER BY ts"
+    ) == [
+        ("manual", "portfolio_file", "broker", "AAPL", "buy"),
+        ("manual", "portfolio_file", "wallet", "BTC-USDT", "buy"),
+        ("manual", "portfolio_file", "broker", "AAPL", "sell"),
+    ]
+    summary = result.asset_materializations_for_node("holdings")[0].metadata["symbols"].value
+    assert summary == {
+        "AAPL": {"first": "2026-01-05", "class": "stock", "accounts": ["broker"]},
+        "BTC-USDT": {"first": "2026-02-01", "class": "crypto", "accounts": ["wallet"]},
+    }
+    assert rows(wh, "SELECT asset_id, is_active, tracking_users FROM tracked_assets") == [
+        ("AAPL", True, 1),
+        ("BTC-USDT", True, 1),
+    ]
 
 
 def test_an_edited_file_retires_what_left_it(instance, tmp_path, portfolio):
@@ -71,14 +91,23 @@ def test_an_edited_file_retires_what_left_it(instance, tmp_path, portfolio):
         ("AAPL", 0.0, False),
         ("BTC-USDT", 0.0, False),
     ]
+    # The line that left the file is deleted in the ledger, never removed.
+    assert rows(wh, "SELECT symbol, is_deleted FROM transactions ORDER BY symbol, ts") == [
+        ("AAPL", False),
+        ("AAPL", False),
+        ("AAPL", False),
+        ("BTC-USDT", True),
+    ]
 
 
 def test_rematerialising_the_same_file_changes_nothing(instance, tmp_path, portfolio):
     materialize(instance, tmp_path, portfolio, BUY_AAPL, BUY_BTC)
     again = materialize(instance, tmp_path, portfolio, BUY_AAPL, BUY_BTC)
-    for node in ("portfolio_transactions", "holdings"):
-        meta = again.asset_materializations_for_node(node)[0].metadata
-        assert (meta["rows_inserted"].value, meta["rows_updated"].value) == (0, 0), node
+    meta = again.asset_materializations_for_node("portfolio_transactions")[0].metadata
+    assert (meta["rows_inserted"].value, meta["rows_updated"].value) == (0, 0)
+    # Nothing changed in the ledger's inputs: what derives from them is not even rebuilt.
+    for node in ("transactions", "holdings", "tracked_assets"):
+        assert again.asset_materializations_for_node(node) == [], node
 
 
 def test_a_missing_file_fails_with_its_path(instance, tmp_path, portfolio):
@@ -93,16 +122,26 @@ def test_a_missing_file_fails_with_its_path(instance, tmp_path, portfolio):
     assert str(portfolio) in failure.step_failure_data.error.message
 
 
-def test_the_code_location_has_the_portfolio_assets_sensor_and_schedules():
+def test_the_code_location_has_the_portfolio_assets_sensors_and_schedules():
     from platform_pkg.definitions import defs
 
     repo = defs.get_repository_def()
     keys = {key.to_user_string() for key in repo.asset_graph.get_all_asset_keys()}
-    assert {"portfolio_transactions", "portfolio_rejects", "holdings", "tracked_assets"} <= keys
-    assert [s.name for s in repo.sensor_defs] == ["holdings_sensor"]
+    assert {
+        "portfolio_transactions",
+        "portfolio_rejects",
+        "exchange_trades",
+        "transactions",
+        "holdings",
+        "tracked_assets",
+    } <= keys
+    assert sorted(s.name for s in repo.sensor_defs) == ["accounts_sensor", "holdings_sensor"]
     assert sorted(s.name for s in repo.schedule_defs) == [
         "daily_close",
+        "exchange_trades_reconcile",
+        "exchange_trades_sync",
         "intraday_refresh",
         "weekly_reconcile",
     ]
-    assert repo.get_sensor_def("holdings_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    for sensor in repo.sensor_defs:
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING

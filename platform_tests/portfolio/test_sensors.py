@@ -7,34 +7,53 @@ import pandas as pd
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
+from platform_pkg.accounts.resources import Accounts
 from platform_pkg.definitions import defs
+from platform_pkg.ledger.assets import holdings, transactions
 from platform_pkg.market.demo import DemoMarket
 from platform_pkg.market.resources import MarketData
+from platform_pkg.portfolio.assets import portfolio_transactions, tracked_assets
 from platform_pkg.portfolio.resources import PortfolioFile
 from platform_pkg.portfolio.sensors import holdings_sensor, sensor_interval_seconds
 from platform_pkg.portfolio.tracking import HoldingsCursor
 from platform_pkg.prices.assets import prices_1d, prices_1h
-from platform_tests.conftest import resources_for, rows, stored
+from platform_pkg.prices.schedules import RefreshSettings
+from platform_pkg.trades.assets import exchange_trades
+from platform_tests.conftest import range_tags, resources_for, rows, stored
 
 NOW = datetime(2026, 6, 15, 10, 30, tzinfo=UTC)
 HEADER = "date,account,symbol,asset_class,side,quantity,price,currency,fee\n"
-ASSETS = {"prices_1d": prices_1d, "prices_1h": prices_1h}
+ASSETS = [
+    prices_1d,
+    prices_1h,
+    portfolio_transactions,
+    exchange_trades,
+    transactions,
+    holdings,
+    tracked_assets,
+]
 
 
 class Portfolio:
-    """A portfolio file, an instance with no symbols yet, and a sensor ticking over them."""
+    """A portfolio file, an instance with no symbols yet, and a sensor ticking over them.
+
+    :meth:`tick` evaluates the sensor once and runs what it asked for; :meth:`settle` ticks until
+    the ledger run it asked for has been followed by the tick acting on the new holdings."""
 
     def __init__(self, tmp_path, instance, history_days=365):
         self.history_days = history_days
         self.path = tmp_path / "portfolio.csv"
         self.path.write_text(HEADER)
         self.warehouse = tmp_path / "warehouse.duckdb"
+        self.accounts = tmp_path / "accounts.toml"
         self.instance = instance
         self.cursor: str | None = None
 
     def resources(self, now=NOW):
         return resources_for(self.warehouse, MarketData(now=now.isoformat())) | {
-            "portfolio": PortfolioFile(path=str(self.path), history_days=self.history_days)
+            "portfolio": PortfolioFile(path=str(self.path), history_days=self.history_days),
+            "accounts": Accounts(path=str(self.accounts)),
+            "refresh": RefreshSettings(),
         }
 
     def append(self, *lines):
@@ -56,26 +75,46 @@ class Portfolio:
                 request.partitions_def_name, request.partition_keys
             )
         self.cursor = result.cursor
+        for request in self.ledger_requests(result):
+            self.execute(request, now)
         if run:
             for request in self.price_requests(result):
                 self.execute(request, now)
         return result
 
+    def settle(self, now=NOW, run=True):
+        """A change's ledger run, then the tick that acts on the holdings it wrote."""
+        first = self.tick(now, run)
+        assert not isinstance(first, dg.SkipReason), first
+        assert self.ledger_requests(first), "a changed input asks for a ledger run"
+        return self.tick(now, run)
+
     @staticmethod
     def price_requests(result):
         return [r for r in result.run_requests if r.run_key.startswith("prices_")]
 
-    def execute(self, request, now=NOW):
-        (asset_key,) = request.asset_selection
+    @staticmethod
+    def ledger_requests(result):
+        return [r for r in result.run_requests if r.run_key.startswith("ledger:")]
+
+    def execute(self, request, now=NOW, tags=None):
+        selection = list(request.asset_selection)
         outcome = dg.materialize(
-            [ASSETS[asset_key.path[-1]]],
+            ASSETS,
+            selection=selection,
             instance=self.instance,
             resources=self.resources(now),
-            tags=request.tags,
+            tags={**request.tags, **(tags or {})},
         )
         assert outcome.success
+        return outcome
 
     def tracked(self):
+        if not rows(
+            self.warehouse,
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'tracked_assets'",
+        )[0][0]:
+            return []
         return rows(
             self.warehouse,
             "SELECT asset_id, is_active, tracking_users FROM tracked_assets ORDER BY asset_id",
@@ -108,29 +147,39 @@ def spans(result):
     )
 
 
+def quiet(result) -> bool:
+    """The tick asked for nothing (a skip, or only a cursor update)."""
+    return isinstance(result, dg.SkipReason) or not (
+        result.run_requests or result.dynamic_partitions_requests
+    )
+
+
 def demo(symbol, interval, first, now=NOW):
     start = datetime.fromisoformat(first).replace(tzinfo=UTC)
     frame = DemoMarket(clock=lambda: now).candles(symbol, interval, start, now + timedelta(days=1))
     return frame.drop(columns="source").reset_index(drop=True)
 
 
-def test_a_new_symbol_gets_its_partition_and_one_ranged_run_per_asset_in_the_same_tick(year):
+def test_a_new_symbol_gets_its_partition_and_one_ranged_run_per_asset(year):
     pf = year
     pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
+    first = pf.tick(run=False)
+    (ledger,) = pf.ledger_requests(first)
+    assert [k.path[-1] for k in ledger.asset_selection] == [
+        "portfolio_transactions",
+        "portfolio_rejects",
+        "transactions",
+        "holdings",
+        "tracked_assets",
+    ]
+    assert pf.price_requests(first) == [], "the sensor acts on the holdings the ledger run writes"
+    assert pf.tracked() == [("ETH-USDT", True, 1)]
     result = pf.tick(run=False)
     assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["ETH-USDT"]]
     assert spans(result) == [
         ("prices_1d", "2025-05-01|ETH-USDT", "2026-06-15|ETH-USDT"),
         ("prices_1h", "2025-05-01|ETH-USDT", "2026-06-15|ETH-USDT"),
     ]
-    portfolio_run = [r for r in result.run_requests if r.run_key.startswith("portfolio:")]
-    assert [k.path[-1] for k in portfolio_run[0].asset_selection] == [
-        "portfolio_transactions",
-        "portfolio_rejects",
-        "holdings",
-    ]
-    assert pf.tracked() == [("ETH-USDT", True, 1)]
-    assert result.asset_events[0].asset_key == dg.AssetKey("tracked_assets")
     for request in pf.price_requests(result):
         pf.execute(request)
     for table, interval in (("prices_1d", "1d"), ("prices_1h", "1h")):
@@ -139,23 +188,27 @@ def test_a_new_symbol_gets_its_partition_and_one_ranged_run_per_asset_in_the_sam
             demo("ETH-USDT", interval, "2025-05-01"),
             check_dtype=False,
         )
-    assert isinstance(pf.tick(), dg.SkipReason)  # nothing changed since
+    assert quiet(pf.tick())  # nothing changed since
+    # The price runs moved last_price_update with their watermarks; the sensor wrote nothing.
+    assert rows(pf.warehouse, "SELECT last_price_update IS NOT NULL FROM tracked_assets") == [
+        (True,)
+    ]
 
 
 def test_buying_more_raises_the_count_and_fetches_nothing(pf):
     pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
-    pf.tick()
+    pf.settle()
     pf.append("2026-06-01,wallet,ETH-USDT,crypto,buy,2,3100,USDT,0")
-    again = pf.tick()
+    again = pf.settle()
     assert spans(again) == [] and again.dynamic_partitions_requests == []
     assert pf.tracked() == [("ETH-USDT", True, 2)]
 
 
 def test_an_earlier_purchase_backfills_only_the_older_range(pf):
     pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
-    pf.tick()
+    pf.settle()
     pf.append("2026-03-10,wallet,ETH-USDT,crypto,buy,2,2500,USDT,0")
-    older = pf.tick()
+    older = pf.settle()
     assert spans(older) == [
         ("prices_1d", "2026-02-18|ETH-USDT", "2026-04-10|ETH-USDT"),
         ("prices_1h", "2026-02-18|ETH-USDT", "2026-04-10|ETH-USDT"),
@@ -174,14 +227,14 @@ def test_an_earlier_purchase_backfills_only_the_older_range(pf):
 
 def test_sold_to_zero_stops_tracking_and_bought_again_fills_the_gap(pf):
     pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
-    pf.tick()
+    pf.settle()
     pf.append("2026-06-15T09:00:00Z,broker,ETH-USDT,crypto,sell,1,3200,USDT,0")
-    sold = pf.tick()
+    sold = pf.settle()
     assert spans(sold) == []
     assert pf.tracked() == [("ETH-USDT", False, 0)]
     later = NOW + timedelta(days=5)
     pf.append("2026-06-20T09:00:00Z,broker,ETH-USDT,crypto,buy,1,3300,USDT,0")
-    again = pf.tick(now=later)
+    again = pf.settle(now=later)
     assert spans(again) == [
         ("prices_1d", "2026-06-15|ETH-USDT", "2026-06-20|ETH-USDT"),
         ("prices_1h", "2026-06-15|ETH-USDT", "2026-06-20|ETH-USDT"),
@@ -199,29 +252,86 @@ def test_bad_lines_are_logged_and_the_good_ones_still_tracked(pf, capfd):
         "2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0",
         "2026-05-02,broker,NOPE,stock,buy,1,1,USD,0",
     )
-    result = pf.tick(run=False)
+    result = pf.settle(run=False)
     assert {r.tags["dagster/asset_partition_range_start"] for r in pf.price_requests(result)} == {
         "2026-04-11|ETH-USDT"
     }
     assert "line 3, symbol: unknown symbol 'NOPE'" in capfd.readouterr().err
 
 
+def test_a_trade_on_the_exchange_makes_its_symbol_tracked_like_a_file_line(pf):
+    pf.accounts.write_text(
+        '[[exchange]]\nname = "demo-exchange"\nexchange = "demo"\nmarkets = ["SOL-USDT"]\n'
+    )
+    pf.tick()  # the empty portfolio file: nothing held yet
+    assert pf.tracked() == []
+    pf.instance.add_dynamic_partitions("symbols", ["SOL-USDT"])
+    synced = dg.materialize(
+        [exchange_trades],
+        instance=pf.instance,
+        resources=pf.resources(),
+        tags=range_tags("SOL-USDT", "2026-06-15", "2026-06-15"),
+    )
+    assert synced.success
+    result = pf.settle(run=False)
+    assert pf.tracked() == [("SOL-USDT", True, 1)]
+    first_trade = rows(pf.warehouse, "SELECT min(ts)::DATE FROM exchange_trades")[0][0]
+    start = (first_trade - timedelta(days=20)).isoformat()
+    assert spans(result) == [
+        ("prices_1d", f"{start}|SOL-USDT", "2026-06-15|SOL-USDT"),
+        ("prices_1h", f"{start}|SOL-USDT", "2026-06-15|SOL-USDT"),
+    ]
+    # A sync that brings nothing new asks for no ledger run.
+    again = dg.materialize(
+        [exchange_trades],
+        instance=pf.instance,
+        resources=pf.resources(),
+        tags=range_tags("SOL-USDT", "2026-06-15", "2026-06-15"),
+    )
+    assert again.success
+    assert quiet(pf.tick())
+
+
+def test_no_second_ledger_run_while_one_is_in_flight(pf):
+    busy = DagsterRun(
+        job_name="__ASSET_JOB",
+        status=dg.DagsterRunStatus.STARTED,
+        tags={"platform/ledger": "1"},
+    )
+    pf.instance.add_run(busy)
+    pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
+    assert quiet(pf.tick(run=False)), "the file's change waits for the ledger run in flight"
+    pf.instance.handle_run_event(
+        busy.run_id,
+        dg.DagsterEvent(
+            event_type_value="PIPELINE_SUCCESS", job_name="__ASSET_JOB", message="done"
+        ),
+    )
+    assert pf.ledger_requests(pf.tick(run=False)), "then it is acted on"
+
+
 def test_a_failed_tick_loses_no_change(pf, tmp_path):
     pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
-    pf.warehouse.mkdir()  # the warehouse cannot be opened: the tick fails after reading the file
+    pf.tick(run=False)  # the ledger run
+    before = pf.cursor
+    moved = tmp_path / "elsewhere.duckdb"
+    pf.warehouse.rename(moved)
+    pf.warehouse.mkdir()  # the warehouse cannot be opened: the tick fails reading the coverage
     with pytest.raises(Exception, match="warehouse"):
         pf.tick(run=False)
-    assert pf.cursor is None
+    assert pf.cursor == before
     pf.warehouse.rmdir()
+    moved.rename(pf.warehouse)
     retried = pf.tick(run=False)
     assert len(spans(retried)) == 2
-    assert HoldingsCursor.parse(retried.cursor).lines == 1
 
 
 def test_run_keys_name_the_range_so_a_repeated_tick_is_deduplicated(pf):
     pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
+    pf.tick(run=False)
+    before = pf.cursor
     first = pf.tick(run=False)
-    pf.cursor = None  # as if the daemon died before storing the cursor
+    pf.cursor = before  # as if the daemon died before storing the cursor
     second = pf.tick(run=False)
     assert [r.run_key for r in first.run_requests] == [r.run_key for r in second.run_requests]
     assert pf.price_requests(first)[0].run_key == "prices_1d:ETH-USDT:2026-04-11:2026-06-15"
@@ -230,8 +340,11 @@ def test_run_keys_name_the_range_so_a_repeated_tick_is_deduplicated(pf):
 def test_no_portfolio_file_is_a_skip_naming_the_path(pf):
     pf.path.unlink()
     skip = pf.tick()
-    assert isinstance(skip, dg.SkipReason)
-    assert str(pf.path) in skip.skip_message
+    assert quiet(skip)
+    message = (
+        skip.skip_message if isinstance(skip, dg.SkipReason) else skip.skip_reason.skip_message
+    )
+    assert str(pf.path) in message
 
 
 def test_the_interval_comes_from_the_environment_and_is_checked(monkeypatch):
@@ -244,27 +357,16 @@ def test_the_interval_comes_from_the_environment_and_is_checked(monkeypatch):
         sensor_interval_seconds()
 
 
-def test_a_quiet_sensor_copies_price_update_times_into_tracked_assets(pf):
-    pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
-    pf.tick()
-    query = "SELECT last_price_update IS NOT NULL FROM tracked_assets"
-    assert rows(pf.warehouse, query) == [(False,)]  # written before the runs fetched anything
-    assert isinstance(pf.tick(now=NOW + timedelta(minutes=1)), dg.SkipReason)
-    quiet = pf.tick(now=NOW + timedelta(minutes=6), run=False)
-    assert "last_price_update moved for 1 symbol(s)" in quiet.skip_reason.skip_message
-    assert rows(pf.warehouse, query) == [(True,)]
-
-
 def test_a_history_that_never_arrived_is_asked_again_later_and_then_complete(pf):
     pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
-    assert len(pf.price_requests(pf.tick(run=False))) == 2  # requested; never fills (source down)
+    assert len(pf.price_requests(pf.settle(run=False))) == 2  # requested; never fills
     seen = pf.tick(now=NOW + timedelta(minutes=6), run=False)
-    assert seen.run_requests == [] and "has not changed" in seen.skip_reason.skip_message
+    assert seen.run_requests == []
     assert sorted(HoldingsCursor.parse(pf.cursor).repairs) == [
         "prices_1d:ETH-USDT",
         "prices_1h:ETH-USDT",
     ]
-    assert pf.tick(now=NOW + timedelta(minutes=12), run=False).run_requests == []
+    assert quiet(pf.tick(now=NOW + timedelta(minutes=12), run=False))
 
     later = NOW + timedelta(minutes=22)  # 15 min after the gap was first seen
     repaired = pf.tick(now=later)
@@ -284,7 +386,7 @@ def test_a_history_that_never_arrived_is_asked_again_later_and_then_complete(pf)
 
 def test_a_history_run_still_in_flight_is_not_asked_again(pf):
     pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
-    first = pf.tick(run=False)
+    first = pf.settle(run=False)
     for request in pf.price_requests(first):  # a slow source: the runs are still going
         pf.instance.add_run(
             DagsterRun(
@@ -296,5 +398,5 @@ def test_a_history_run_still_in_flight_is_not_asked_again(pf):
         )
     for minutes in (6, 30, 120):
         tick = pf.tick(now=NOW + timedelta(minutes=minutes), run=False)
-        assert tick.run_requests == []
+        assert quiet(tick)
     assert HoldingsCursor.parse(pf.cursor).repairs == {}

@@ -1,14 +1,12 @@
-"""The tracked_assets table: idempotent writes, reference counts, tracked-since times, price updates."""
+"""The tracked_assets rows: reference counts, tracked-since times, inactive symbols, price updates."""
 
 from datetime import UTC, date, datetime
-from decimal import Decimal
 
 import duckdb
 import pytest
 
 from platform_pkg.portfolio import tracked
-from platform_pkg.portfolio.positions import SymbolHolding
-from platform_pkg.warehouse import watermarks
+from platform_pkg.warehouse.upsert import upsert
 
 T1 = datetime(2026, 11, 1, 12, tzinfo=UTC)
 T2 = datetime(2026, 11, 2, 12, tzinfo=UTC)
@@ -24,7 +22,7 @@ def con(tmp_path):
 
 
 def held(symbol, accounts):
-    return {symbol: SymbolHolding(symbol, "crypto", date(2026, 1, 1), Decimal(1), tuple(accounts))}
+    return {symbol: {"first": "2026-01-01", "class": "crypto", "accounts": list(accounts)}}
 
 
 def row(con, symbol):
@@ -35,15 +33,25 @@ def row(con, symbol):
     ).fetchone()
 
 
-def write(con, holdings, now, gone=()):
-    starts = {s: date(2025, 1, 1) for s in holdings}
-    tracked.write(con, tracked.tracked_frame(holdings, gone, starts, now))
+def write(con, summary, now):
+    stored = con.execute("SELECT * FROM tracked_assets").df() if _exists(con) else None
+    starts = {s: date(2025, 1, 1) for s in summary}
+    return upsert(con, tracked.SPEC, tracked.tracked_rows(summary, stored, starts, now))
+
+
+def _exists(con):
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'tracked_assets'"
+        ).fetchall()[0][0]
+    )
 
 
 def test_first_write_then_rewrites_keep_first_tracked_at(con):
     write(con, held("BTC-USDT", ["a"]), T1)
     write(con, held("BTC-USDT", ["a", "b"]), T2)
-    write(con, held("BTC-USDT", ["a", "b"]), T2)  # a re-evaluated tick writes the same row
+    again = write(con, held("BTC-USDT", ["a", "b"]), T2)
+    assert (again.inserted, again.updated) == (0, 0), "the same holdings write nothing new"
     assert row(con, "BTC-USDT") == (True, 2, T1, T2, date(2025, 1, 1))
     assert con.execute("SELECT count(*) FROM tracked_assets").fetchone()[0] == 1
 
@@ -57,21 +65,18 @@ def test_last_tracked_at_stops_when_inactive(con):
     assert row(con, "BTC-USDT")[:2] == (True, 1)
 
 
-def test_a_symbol_gone_from_the_file_keeps_its_details(con):
+def test_a_symbol_gone_from_the_holdings_keeps_its_details(con):
     write(con, held("BTC-USDT", ["a"]), T1)
-    write(con, {}, T2, gone=["BTC-USDT"])
+    write(con, {}, T2)
     assert row(con, "BTC-USDT") == (False, 0, T1, T2, date(2025, 1, 1))
     assert con.execute("SELECT asset_class FROM tracked_assets").fetchone()[0] == "crypto"
 
 
-def test_last_price_update_follows_the_price_watermarks(con):
-    write(con, held("BTC-USDT", ["a"]) | held("AAPL", ["a"]), T1)
-    watermarks.write(con, "BTC-USDT", "prices_1h", now=T2, last_timestamp=T1)
-    watermarks.write(con, "BTC-USDT", "prices_1d", now=T3, last_timestamp=T1)
-    assert tracked.refresh_price_updates(con) == 1
-    assert tracked.refresh_price_updates(con) == 0
-    updates = dict(con.execute("SELECT asset_id, last_price_update FROM tracked_assets").fetchall())
-    assert updates == {"BTC-USDT": T3, "AAPL": None}
+def test_the_asset_never_writes_last_price_update(con):
+    write(con, held("BTC-USDT", ["a"]), T1)
+    con.execute("UPDATE tracked_assets SET last_price_update = ?", [T2])
+    write(con, held("BTC-USDT", ["a", "b"]), T3)
+    assert con.execute("SELECT last_price_update FROM tracked_assets").fetchone()[0] == T2
 
 
 def test_active_symbols(con):

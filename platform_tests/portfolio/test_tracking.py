@@ -1,7 +1,6 @@
 """The tracking plan: new symbols, repeat buys, earlier purchases, sold to zero, bought again."""
 
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 
@@ -23,7 +22,7 @@ EARLIEST = DemoMarket().earliest
 
 
 def holding(symbol, first, accounts=("broker",), asset_class="crypto"):
-    return SymbolHolding(symbol, asset_class, first, Decimal(len(accounts)), tuple(accounts))
+    return SymbolHolding(symbol, asset_class, first, tuple(accounts))
 
 
 def at(day: str) -> datetime:
@@ -176,14 +175,22 @@ def test_a_symbol_tracked_before_the_cursor_fetches_only_what_is_missing():
 def test_the_cursor_round_trips_and_refuses_another_version():
     cursor = HoldingsCursor(
         "abc",
-        12,
         {"AAPL": TrackedSymbol(date(2025, 3, 1), False, 0)},
         "2026-11-24T10:00:00+00:00",
         {"prices_1d:AAPL": Repair(2, at("2026-11-24T09:00:00"))},
+        {"exchange_trades": 42},
+        17,
     )
     assert HoldingsCursor.parse(cursor.dump()) == cursor
-    older = '{"v":1,"digest":"abc","lines":1,"symbols":{},"prices_checked_at":null}'
-    assert HoldingsCursor.parse(older).repairs == {}, "a cursor from before repairs still reads"
+    older = (
+        '{"v":1,"digest":"abc","lines":1,"symbols":{"AAPL":{"first":"2025-03-01",'
+        '"active":true,"accounts":1}},"prices_checked_at":null}'
+    )
+    parsed = HoldingsCursor.parse(older)
+    assert parsed.repairs == {}, "a cursor from before repairs still reads"
+    # A version-1 cursor keeps what it tracked, and asks for the ledger to be built once.
+    assert parsed.symbols == {"AAPL": TrackedSymbol(date(2025, 3, 1), True, 1)}
+    assert parsed.digest is None
     assert HoldingsCursor.parse(None) == HoldingsCursor()
     with pytest.raises(ValueError, match="version"):
         HoldingsCursor.parse('{"v": 99}')

@@ -1,7 +1,6 @@
 """Price schedules through the real machinery: which symbols and days each tick asks for, as ranged runs."""
 
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import duckdb
@@ -9,16 +8,16 @@ import pytest
 
 from platform_pkg.market.resources import MarketData
 from platform_pkg.portfolio import tracked
-from platform_pkg.portfolio.positions import SymbolHolding
 from platform_pkg.prices.assets import prices_1d, prices_1h
 from platform_pkg.prices.schedules import (
-    SCHEDULE_TAG,
     RefreshSettings,
     daily_close,
     intraday_minutes,
     intraday_refresh,
     weekly_reconcile,
 )
+from platform_pkg.runs import SCHEDULE_TAG
+from platform_pkg.warehouse.upsert import upsert
 from platform_tests.conftest import resources_for, rows
 
 TUESDAY_MORNING = datetime(2026, 6, 16, 10, 15, tzinfo=UTC)
@@ -36,14 +35,13 @@ def instance():
 @pytest.fixture
 def warehouse(tmp_path):
     path = tmp_path / "warehouse.duckdb"
-    held = {
-        s: SymbolHolding(s, cls, date(2026, 1, 1), Decimal(1), ("broker",))
-        for s, cls in ACTIVE.items()
+    summary = {
+        s: {"first": "2026-01-01", "class": c, "accounts": ["broker"]} for s, c in ACTIVE.items()
     }
-    held["SOL-USDT"] = SymbolHolding("SOL-USDT", "crypto", date(2026, 1, 1), Decimal(0), ())
+    summary["SOL-USDT"] = {"first": "2026-01-01", "class": "crypto", "accounts": []}
     con = duckdb.connect(str(path))
     try:
-        tracked.write(con, tracked.tracked_frame(held, [], {}, TUESDAY_MORNING))
+        upsert(con, tracked.SPEC, tracked.tracked_rows(summary, None, {}, TUESDAY_MORNING))
     finally:
         con.close()
     return path
