@@ -44,6 +44,7 @@ def _isolated_env(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.delenv("PLATFORM_NOW", raising=False)
     monkeypatch.setenv("PLATFORM_PORTFOLIO", str(tmp_path / "portfolio.csv"))
+    monkeypatch.setenv("PLATFORM_ACCOUNTS", str(tmp_path / "accounts.toml"))
     monkeypatch.setenv("PLATFORM_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("PLATFORM_RATE_LIMIT_DIR", str(tmp_path / "sources"))
     yield

@@ -19,10 +19,11 @@ from platform_pkg.market.resources import MarketData
 from platform_pkg.partitions import daily_partitions, symbols_partitions
 from platform_pkg.portfolio.refresh import contiguous_blocks
 from platform_pkg.prices.schedules import block_range_tags
-from platform_pkg.runs import REASON_TAG, TRIGGER_TAG
+from platform_pkg.runs import REASON_TAG, TRIGGER_TAG, seconds_from_env
 from platform_pkg.trades.schedules import trades_job
 
 CURSOR_VERSION = 1
+DEFAULT_INTERVAL_SECONDS = 30
 
 
 def signature(account: ExchangeAccount) -> str:
@@ -49,7 +50,9 @@ def _held_crypto(instance: dg.DagsterInstance) -> list[str]:
     "symbol partitions and its trade history synced from history_from (default: the first date "
     "partition) to today, as one ranged run per block of symbols.",
     job=trades_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=seconds_from_env(
+        "PLATFORM_ACCOUNTS_SENSOR_SECONDS", DEFAULT_INTERVAL_SECONDS
+    ),
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def accounts_sensor(context: dg.SensorEvaluationContext, accounts: Accounts, market: MarketData):

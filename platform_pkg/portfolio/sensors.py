@@ -8,7 +8,6 @@ exchange trades, the holdings' latest materialisation, which lists what tracking
 symbol) and, for the repairs, the price watermarks.
 """
 
-import os
 from datetime import datetime, timedelta
 
 import dagster as dg
@@ -28,7 +27,14 @@ from platform_pkg.portfolio.tracking import (
     plan_tracking,
 )
 from platform_pkg.prices.assets import prices_1d, prices_1h
-from platform_pkg.runs import IN_FLIGHT, LEDGER_TAG, REASON_TAG, TRIGGER_TAG, in_flight
+from platform_pkg.runs import (
+    IN_FLIGHT,
+    LEDGER_TAG,
+    REASON_TAG,
+    TRIGGER_TAG,
+    in_flight,
+    seconds_from_env,
+)
 from platform_pkg.warehouse import watermarks
 from platform_pkg.warehouse.resources import Warehouse
 
@@ -43,21 +49,8 @@ _SCAN = 200
 
 
 def sensor_interval_seconds() -> int:
-    """``PLATFORM_HOLDINGS_SENSOR_SECONDS`` (1-3600) or 10: how often the inputs are looked at.
-
-    Read when the definitions are built (a sensor's interval is part of its definition); a bad
-    value fails with a clear message rather than silently using the default.
-    """
-    raw = os.environ.get("PLATFORM_HOLDINGS_SENSOR_SECONDS", str(DEFAULT_INTERVAL_SECONDS))
-    try:
-        seconds = int(raw)
-    except ValueError:
-        seconds = 0
-    if not 1 <= seconds <= 3600:
-        raise ValueError(
-            f"PLATFORM_HOLDINGS_SENSOR_SECONDS={raw!r} is not a number of seconds (1-3600)"
-        )
-    return seconds
+    """``PLATFORM_HOLDINGS_SENSOR_SECONDS`` (1-3600) or 10: how often the inputs are looked at."""
+    return seconds_from_env("PLATFORM_HOLDINGS_SENSOR_SECONDS", DEFAULT_INTERVAL_SECONDS)
 
 
 @dg.sensor(
@@ -97,6 +90,7 @@ def holdings_sensor(
         for k in RECORDED_INPUTS
     }
     changed = [name for name, (_, moved) in recorded.items() if moved]
+    context.log.debug(f"ledger inputs: {recorded}, seen before: {cursor.seen}")
     if digest != cursor.digest or changed:
         if in_flight(instance, {LEDGER_TAG: "1"}):
             context.log.info("a ledger run is still in flight: its inputs are looked at after it")

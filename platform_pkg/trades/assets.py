@@ -76,8 +76,13 @@ def exchange_trades(
     path = accounts.resolved_path()
     if file is None:
         context.log.warning(f"no accounts file at {path}: no exchange trades to sync")
-    for error in file.errors if file is not None else []:
-        context.log.error(str(error))
+    # Errors that keep an exchange account (or the whole file) from syncing fail the run once
+    # the valid accounts are synced; a wallet's error is the wallets' business.
+    file_errors = [
+        str(e) for e in (file.errors if file is not None else []) if e.kind in (None, "exchange")
+    ]
+    for error in file_errors:
+        context.log.error(error)
     with warehouse.connection() as con:
         traded, tracked = _known_symbols(con)
         pending = deferrals.pending(con, paging.NEWEST)
@@ -99,6 +104,7 @@ def exchange_trades(
         run_id=context.run.run_id,
         log=context.log,
         deferred_before=pending,
+        file_errors=file_errors,
     )
 
 

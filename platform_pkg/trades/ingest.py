@@ -39,6 +39,10 @@ TABLE = "exchange_trades"
 DATA_TYPE = paging.NEWEST
 
 
+class AccountsFileError(ValueError):
+    """An error in the accounts file that keeps an account from syncing."""
+
+
 @dataclass(frozen=True)
 class TradeTask:
     """One (account, market) to sync in a run, and why it is synced."""
@@ -78,6 +82,9 @@ class TradeSync(UnitStream):
     run_id: str | None = None
     log: Any = None
     deferred_before: dict[str, datetime | None] = field(default_factory=dict)
+    # Errors of the accounts file that keep an exchange account (or all) from syncing: the run
+    # syncs every valid account, then fails naming them.
+    file_errors: list[str] = field(default_factory=list)
     meter: RequestMeter = field(default_factory=RequestMeter)
     results: list[TaskResult] = field(default_factory=list)
     _sources: dict[str, TradeSource] = field(default_factory=dict)
@@ -102,8 +109,8 @@ class TradeSync(UnitStream):
                     r.error.until if isinstance(r.error, SourceDeferred) else None,
                 )
                 for r in self.results
-                if not isinstance(r.error, AccountProblem)  # a configuration error is reported
             ]
+            + [Outcome("the accounts file", AccountsFileError(e)) for e in self.file_errors]
         )
 
     def _task_units(self, task: TradeTask) -> Generator[Unit, Committed, None]:
@@ -320,6 +327,7 @@ class TradeSync(UnitStream):
                 "deleted": "\n".join(f"- {a} {s} {t}" for a, s, t in deleted[:50]) or "none",
             }
         problems = [str(r.error) for r in self.results if isinstance(r.error, AccountProblem)]
+        problems += self.file_errors
         if problems:
             meta["account_errors"] = "\n".join(f"- {p}" for p in problems)
         return meta

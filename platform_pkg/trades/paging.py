@@ -29,6 +29,10 @@ BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 Check = Callable[[list[Trade]], Checked]
 
 
+class PagingStuck(RuntimeError):
+    """Time paging cannot get past a millisecond holding more trades than a page."""
+
+
 @dataclass(frozen=True)
 class TradePage:
     """What one request brought that is new, and the watermark moves that commit with it."""
@@ -109,6 +113,14 @@ def walk_window(
         rows = checked.rows[~checked.rows["trade_id"].isin(seen)]
         rejected = checked.rejected[~checked.rejected["raw"].isin(seen)]
         if rows.empty and rejected.empty:
+            if len(checked.rows) >= source.page_limit and checked.rows["ts"].min() >= cursor:
+                # A full page all at the cursor's millisecond: asking again from it returns the
+                # same page, so the trades after it cannot be reached by time. Say so, never
+                # stop quietly short (a reconcile would then delete what it did not see).
+                raise PagingStuck(
+                    f"{source.name}: more than {source.page_limit} {symbol} trades at "
+                    f"{cursor:%Y-%m-%d %H:%M:%S.%f} UTC; paging by time cannot get past them"
+                )
             return
         seen.update(rows["trade_id"])
         seen.update(rejected["raw"])

@@ -61,7 +61,8 @@ def trade_id(trade: Trade) -> int | None:
     if raw is None or isinstance(raw, bool):
         return None
     text = str(raw).strip()
-    return int(text) if text.isdigit() else None
+    # isdigit alone accepts "²" (int() then raises) and other scripts' digits.
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def check_trades(
@@ -170,9 +171,12 @@ def _number(value: Any, name: str) -> float | None:
 
 def _moment(trade: Trade) -> datetime | None:
     stamp = trade.get("timestamp")
-    if isinstance(stamp, bool) or not isinstance(stamp, int | float) or stamp <= 0:
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float) or not 0 < stamp < math.inf:
         return None
-    return datetime.fromtimestamp(stamp / 1000, UTC)
+    try:
+        return datetime.fromtimestamp(stamp / 1000, UTC)
+    except (OverflowError, OSError, ValueError):  # past the years a datetime holds
+        return None
 
 
 def _raw(trade: Trade) -> str:

@@ -84,6 +84,7 @@ class DagsterDev:
         self.home = workdir / "dagster_home"
         self.warehouse = workdir / "warehouse.duckdb"
         self.portfolio = workdir / "portfolio.csv"
+        self.accounts = workdir / "accounts.toml"
         self.log_path = workdir / "dagster_dev.log"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/graphql"
@@ -108,6 +109,7 @@ class DagsterDev:
                 "DAGSTER_HOME": str(self.home),
                 "PLATFORM_WAREHOUSE": str(self.warehouse),
                 "PLATFORM_PORTFOLIO": str(self.portfolio),
+                "PLATFORM_ACCOUNTS": str(self.accounts),
                 "PLATFORM_RATE_LIMIT_DIR": str(self.workdir / "ratelimit"),
                 "PATH": f"{DAGSTER.parent}{os.pathsep}{env.get('PATH', '')}",
                 "PYTHONUNBUFFERED": "1",

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from platform_pkg.market.demo import DemoMarket
+from platform_pkg.market.demo_exchange import DemoExchange
 from platform_pkg.warehouse.connection import connect
 from platform_tests.e2e.harness import (
     BACKFILL_QUERY,
@@ -17,6 +18,7 @@ from platform_tests.e2e.harness import (
 pytestmark = pytest.mark.slow
 
 NOW = datetime(2026, 6, 15, 10, 30, tzinfo=UTC)
+RANGE_START = "dagster/asset_partition_range_start"
 HEADER = "date,account,symbol,asset_class,side,quantity,price,currency,fee\n"
 COLUMNS = ["ts", "open", "high", "low", "close", "volume", "is_final"]
 
@@ -29,6 +31,7 @@ def dev(tmp_path_factory):
         env={
             "PLATFORM_NOW": NOW.isoformat(),
             "PLATFORM_HOLDINGS_SENSOR_SECONDS": "2",
+            "PLATFORM_ACCOUNTS_SENSOR_SECONDS": "2",
             "PLATFORM_INTRADAY_MINUTES": "60",
         },
     )
@@ -73,7 +76,7 @@ def test_a_new_holding_becomes_one_ranged_run_per_asset_and_exactly_the_demo_can
         runs = [
             r
             for r in dev.runs({"platform/trigger": "holdings_sensor"})
-            if r["assets"][0].startswith("prices")
+            if r["assets"][0].startswith("prices") and "ETH-USDT" in r["tags"].get(RANGE_START, "")
         ]
         return runs if len(runs) == 2 and all(r["status"] in TERMINAL for r in runs) else None
 
@@ -137,3 +140,47 @@ def test_a_ui_backfill_of_a_date_range_becomes_ranged_runs(dev):
     ]
     for symbol in ("BTC-USDT", "SOL-USDT"):
         assert_exactly_the_demo_candles(dev, symbol, date(2026, 6, 1), date(2026, 6, 5))
+
+
+def test_a_trade_of_a_new_symbol_on_the_exchange_ends_with_its_price_history(dev):
+    # SOL-USDT is held in no portfolio line; the UI backfill above stored five of its days.
+    dev.accounts.write_text(
+        '[[exchange]]\nname = "demo-exchange"\nexchange = "demo"\nmarkets = ["SOL-USDT"]\n'
+    )
+    exchange = DemoExchange(account="demo-exchange", clock=lambda: NOW)
+    first_trade = datetime.fromtimestamp(
+        exchange.all_trades("SOL-USDT")[0]["timestamp"] / 1000, UTC
+    ).date()
+    start = first_trade - timedelta(days=365)
+
+    def sol_history():
+        assert not dev.sensor_errors("accounts_sensor")
+        assert not dev.sensor_errors("holdings_sensor")
+        runs = [
+            r
+            for r in dev.runs({"platform/trigger": "holdings_sensor"})
+            if r["assets"][0].startswith("prices") and "SOL-USDT" in r["tags"].get(RANGE_START, "")
+        ]
+        if not runs or any(r["status"] not in TERMINAL for r in runs):
+            return None
+        with connect(dev.warehouse, max_wait_seconds=60) as con:
+            oldest = con.execute(
+                "SELECT min(last_timestamp)::DATE FROM ingestion_state "
+                "WHERE asset_id = 'SOL-USDT' AND data_type LIKE 'prices_%_oldest'"
+            ).fetchall()[0][0]
+        return runs if oldest is not None and oldest <= start else None
+
+    runs = dev.wait_for("SOL-USDT's history after its first trade", sol_history, 170, every=2)
+    assert {r["status"] for r in runs} == {"SUCCESS"}
+    (sync,) = dev.runs({"platform/trigger": "accounts_sensor"})
+    assert sync["status"] == "SUCCESS"
+    with connect(dev.warehouse, max_wait_seconds=60) as con:
+        stored_trades = con.execute(
+            "SELECT count(*) FROM exchange_trades WHERE account = 'demo-exchange'"
+        ).fetchall()[0][0]
+        tracked = con.execute(
+            "SELECT is_active, tracking_users FROM tracked_assets WHERE asset_id = 'SOL-USDT'"
+        ).fetchall()
+    assert stored_trades == len(exchange.all_trades("SOL-USDT")) > 0
+    assert tracked == [(True, 1)]
+    assert_exactly_the_demo_candles(dev, "SOL-USDT", start, NOW.date())
