@@ -81,7 +81,7 @@ def measure(limit_text: str) -> dict:
         )
         spec = table_spec(dict(prices_1h.metadata_by_key[prices_1h.key]), "prices_1h")
         started = time.perf_counter()
-        DuckDBUpsertIOManager(warehouse=warehouse)._write_stream(spec, stream)
+        DuckDBUpsertIOManager(warehouse=warehouse)._commit_stream(spec, stream, "bench")
         wall = time.perf_counter() - started
         stored = warehouse.query("SELECT count(*) AS n FROM prices_1h")["n"].iloc[0]
         waited = sum(s.bucket.waited for s in sources)

@@ -81,7 +81,7 @@ def ledger_changes(con: duckdb.DuckDBPyConnection, now: datetime) -> Build:
         changes = _changes_since(con, LEDGER, source.table)
         if changes is None or not changes.pending:
             continue
-        legs = con.execute(source.legs, [changes.seen]).to_arrow_table()
+        legs = con.sql(source.legs, params=[changes.seen]).to_arrow_table()
         build.changed[source.table] = legs.num_rows
         parts.append(legs)
         build.moves.append(_advance(LEDGER, source.table, changes))
@@ -91,7 +91,7 @@ def ledger_changes(con: duckdb.DuckDBPyConnection, now: datetime) -> Build:
     if table_columns(con, LEDGER):
         con.register("__legs", legs)
         try:
-            orphans = con.execute(ORPHANS).to_arrow_table()
+            orphans = con.sql(ORPHANS).to_arrow_table()
         finally:
             con.unregister("__legs")
         if orphans.num_rows:

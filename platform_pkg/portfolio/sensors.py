@@ -38,7 +38,7 @@ from platform_pkg.runs import (
 from platform_pkg.warehouse import watermarks
 from platform_pkg.warehouse.resources import Warehouse
 
-DEFAULT_INTERVAL_SECONDS = 10
+DEFAULT_INTERVAL_SECONDS = 5
 # How often a quiet sensor looks for history that never arrived.
 PRICE_CHECK_EVERY = timedelta(minutes=5)
 # Exchange trades (and later wallets) feed the ledger; the portfolio file is watched by digest.

@@ -9,7 +9,7 @@ from platform_pkg.market.candles import PRICE_KEY, PRICE_TABLE_COLUMNS
 from platform_pkg.market.resources import MarketData
 from platform_pkg.partitions import symbol_date_partitions, windows_for_context
 from platform_pkg.prices.ingest import PriceIngestion
-from platform_pkg.warehouse import deferrals
+from platform_pkg.warehouse import deferrals, sync_log
 from platform_pkg.warehouse.io_manager import AUDIT_METADATA, KEY_METADATA, TIME_COLUMN_METADATA
 from platform_pkg.warehouse.resources import Warehouse
 
@@ -54,6 +54,7 @@ def _build(
     clock = market.clock()
     with warehouse.connection() as con:
         deferred = deferrals.pending(con, data_type)
+        running = sync_log.running_runs(con)
     return PriceIngestion(
         data_type=data_type,
         interval=interval,
@@ -66,7 +67,7 @@ def _build(
         run_id=context.run.run_id,
         log=context.log,
         deferred_before=deferred,
-        running_runs=warehouse.running_sync_runs,
+        running_runs=running,
         run_ended=functools.partial(ended_status, context.instance),
     )
 

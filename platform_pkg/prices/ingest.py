@@ -111,7 +111,7 @@ class PriceIngestion(UnitStream):
     deferred_before: dict[str, datetime | None] = field(default_factory=dict)
     # Runs whose fetches are still marked running, and a run's final status (None while it may
     # still run): closes the rows of killed runs.
-    running_runs: Callable[[], list[str]] | None = None
+    running_runs: list[str] = field(default_factory=list)
     run_ended: Callable[[str], str | None] | None = None
     meter: RequestMeter = field(default_factory=RequestMeter)
     results: list[WindowResult] = field(default_factory=list)
@@ -141,9 +141,9 @@ class PriceIngestion(UnitStream):
         self._raise_for_failures()
 
     def _close_abandoned(self) -> Generator[Unit, Committed, None]:
-        if self.running_runs is None or self.run_ended is None:
+        if self.run_ended is None:
             return
-        ended = {r: status for r in self.running_runs() if (status := self.run_ended(r))}
+        ended = {r: status for r in self.running_runs if (status := self.run_ended(r))}
         if ended:
             yield Unit(close_runs=ended)
             for run_id, status in ended.items():
@@ -278,14 +278,6 @@ class PriceIngestion(UnitStream):
         if page.reaches > page.segment_start or page.newest is not None:
             segment = Segment(page.segment_start, page.reaches, page.newest)
             moves.append(SegmentMove(entry.symbol, self.data_type, segment, self.step))
-            # The tracked symbol says when its prices last moved, in the same transaction.
-            writes.append(
-                TableWrite(
-                    tracked.price_update(entry.symbol, fetched_at),
-                    tracked.SPEC,
-                    Mode.UPDATE_EXISTING,
-                )
-            )
         return Unit(writes=tuple(writes), watermarks=tuple(moves), log=replace(entry))
 
     def _closing_unit(self, result: WindowResult) -> Unit:
@@ -313,6 +305,10 @@ class PriceIngestion(UnitStream):
             writes.append(
                 TableWrite(deferrals.key(entry.symbol, self.data_type), deferrals.SPEC, Mode.DELETE)
             )
+        if result.after != result.before:
+            # The tracked symbol says when its prices last moved (once a window, not per page).
+            update = tracked.price_update(entry.symbol, datetime.now(UTC))
+            writes.append(TableWrite(update, tracked.SPEC, Mode.UPDATE_EXISTING))
         return Unit(writes=tuple(writes), log=replace(entry))
 
     def _committed(self, result: WindowResult, committed: Committed) -> None:

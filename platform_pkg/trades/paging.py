@@ -70,7 +70,8 @@ def walk_ids(
     source: TradeSource, symbol: str, asset_id: str, marks: Watermarks, check: Check
 ) -> Iterator[TradePage]:
     """Forward from the newest stored id (inclusive: the boundary comes back and is dropped), or
-    from the account's first trade on a first sync, until a page brings nothing new."""
+    from the account's first trade on a first sync, until a page brings nothing new. Within a
+    walk the next page starts just after the last id seen (ids are integers here)."""
     cursor = marks.newest.last_id if marks.newest is not None else None
     high = int(cursor) if cursor is not None else -1
     first_sync = marks.oldest is None
@@ -91,7 +92,7 @@ def walk_ids(
             first_sync = False
         yield TradePage(rows, rejected, moves)
         high = checked.max_id
-        cursor = str(high)
+        cursor = str(high + 1)
 
 
 def walk_window(

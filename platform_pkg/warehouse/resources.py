@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 from pydantic import Field
 
-from platform_pkg.warehouse import sync_log, watermarks
+from platform_pkg.warehouse import watermarks
 from platform_pkg.warehouse.connection import connect, transaction, warehouse_path
 
 
@@ -47,8 +47,3 @@ class Warehouse(dg.ConfigurableResource):
     def coverage(self, symbol: str, data_type: str) -> watermarks.Coverage | None:
         with self.connection() as con:
             return watermarks.read_coverage(con, symbol, data_type)
-
-    def running_sync_runs(self) -> list[str]:
-        """Runs whose fetches ``sync_log`` still shows as running."""
-        with self.connection() as con:
-            return sync_log.running_runs(con)

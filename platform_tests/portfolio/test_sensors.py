@@ -349,7 +349,7 @@ def test_no_portfolio_file_is_a_skip_naming_the_path(pf):
 
 def test_the_interval_comes_from_the_environment_and_is_checked(monkeypatch):
     monkeypatch.delenv("PLATFORM_HOLDINGS_SENSOR_SECONDS", raising=False)
-    assert sensor_interval_seconds() == 10
+    assert sensor_interval_seconds() == 5
     monkeypatch.setenv("PLATFORM_HOLDINGS_SENSOR_SECONDS", "2")
     assert sensor_interval_seconds() == 2
     monkeypatch.setenv("PLATFORM_HOLDINGS_SENSOR_SECONDS", "0")

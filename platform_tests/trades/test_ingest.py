@@ -192,13 +192,13 @@ def test_a_first_sync_stores_exactly_the_exchanges_trades_in_pages_of_1000(
         instance, warehouse_file, tmp_path, accounts, range_tags("BTC-USDT", TODAY, TODAY)
     )
     assert_holds_exactly(warehouse_file, raw)
-    # A page ends the walk only when it brings nothing new; each next page starts at the last
-    # page's newest id, inclusive.
-    ids = [str(r["id"]) for r in raw]
-    assert from_ids(binance) == ["0", ids[999], ids[1998], ids[2499]]
+    # A page ends the walk only when it brings nothing new; each next page starts just after the
+    # last page's newest id.
+    after = [str(r["id"] + 1) for r in raw]
+    assert from_ids(binance) == ["0", after[999], after[1999], after[2499]]
     assert len(from_ids(binance)) == math.ceil(len(raw) / 1000) + 1
     assert cursor(warehouse_file, "binance-main:BTC-USDT", "trades") == (
-        ids[-1],
+        str(raw[-1]["id"]),
         datetime.fromtimestamp(raw[-1]["time"] / 1000, UTC),
     )
     # The whole history is in: an id sync starts from the account's first trade.
@@ -269,7 +269,8 @@ def test_new_trades_are_fetched_from_the_newest_stored_id_and_only_they(
     binance.trades["BTCUSDT"] = raw
     binance.requests.clear()
     _, meta = sync(instance, warehouse_file, tmp_path, accounts, tags)
-    assert from_ids(binance) == [str(raw[44]["id"]), str(raw[59]["id"])]
+    # From the stored newest id (it comes back and is dropped), then just after the new ones.
+    assert from_ids(binance) == [str(raw[44]["id"]), str(raw[59]["id"] + 1)]
     assert meta["rows_inserted"] == meta["rows_fetched"] == 15
     assert_holds_exactly(warehouse_file, raw)
     assert rows(warehouse_file, "SELECT count(*) FROM exchange_trades") == [(60,)]
@@ -292,7 +293,7 @@ def test_ids_are_compared_as_integers_across_nine_to_ten_digits(
     _, meta = sync(instance, warehouse_file, tmp_path, accounts, tags)
     # As strings, "1000000002" < "999999999": the watermark would stay at 9 digits.
     assert cursor(warehouse_file, "binance-main:BTC-USDT", "trades")[0] == newest
-    assert from_ids(binance) == [str(first[-1]["id"]), newest]
+    assert from_ids(binance) == [str(first[-1]["id"]), str(int(newest) + 1)]
     assert meta["rows_inserted"] == len(raw) - len(first)
     assert_holds_exactly(warehouse_file, raw)
     binance.requests.clear()
@@ -307,8 +308,8 @@ def test_short_pages_are_not_the_end(instance, warehouse_file, tmp_path, binance
     accounts = write_accounts(tmp_path, exchange_account(binance.url, markets=("BTC-USDT",)))
     sync(instance, warehouse_file, tmp_path, accounts, range_tags("BTC-USDT", TODAY, TODAY))
     assert_holds_exactly(warehouse_file, raw)
-    # 300 new, then 299 new after each boundary trade, then a page of only the boundary.
-    assert len(from_ids(binance)) == 1 + math.ceil((700 - 300) / 299) + 1
+    # 300, 300 and 100 new, then an empty page: a short page is not the end.
+    assert len(from_ids(binance)) == math.ceil(700 / 300) + 1
 
 
 # -- faults ----------------------------------------------------------------------------------
@@ -336,7 +337,7 @@ def test_short_retry_afters_of_429_and_418_are_waited_out(
     )
     assert time.monotonic() - started >= 1.4  # 1 s + 0.5 s
     assert_holds_exactly(warehouse_file, raw)
-    page2, end = str(raw[999]["id"]), str(raw[-1]["id"])
+    page2, end = str(raw[999]["id"] + 1), str(raw[-1]["id"] + 1)
     assert from_ids(binance) == ["0", "0", page2, page2, end]  # each throttled page asked again
     assert log_rows(warehouse_file)["binance-main:BTC-USDT"][:2] == ("success", 1 + 5)
 
@@ -539,9 +540,10 @@ def test_a_killed_run_resumes_without_refetching_committed_pages(
         writer.kill()
         writer.wait(timeout=30)
     ids = [str(r["id"]) for r in raw]
-    assert from_ids(binance) == ["0", ids[999], ids[1998]]
-    assert len(stored(warehouse_file)) == 1_999
-    assert cursor(warehouse_file, "binance-main:BTC-USDT", "trades")[0] == ids[1998]
+    after = [str(r["id"] + 1) for r in raw]
+    assert from_ids(binance) == ["0", after[999], after[1999]]
+    assert len(stored(warehouse_file)) == 2_000
+    assert cursor(warehouse_file, "binance-main:BTC-USDT", "trades")[0] == ids[1999]
 
     sync(instance, warehouse_file, tmp_path, accounts, range_tags("BTC-USDT", TODAY, TODAY))
     assert_holds_exactly(warehouse_file, raw)
@@ -549,11 +551,12 @@ def test_a_killed_run_resumes_without_refetching_committed_pages(
     assert rows(
         warehouse_file, "SELECT status, rows_inserted FROM sync_log ORDER BY started_at"
     ) == [
-        ("running", 1_999),
-        ("success", 501),
+        ("running", 2_000),
+        ("success", 500),
     ]
-    # Only the continuation: the hung page asked again, then the page that brings nothing new.
-    assert from_ids(binance) == ["0", ids[999], ids[1998], ids[1998], ids[2499]]
+    # Only the continuation: from the stored newest id (it comes back and is dropped), then the
+    # page that brings nothing new.
+    assert from_ids(binance) == ["0", after[999], after[1999], ids[1999], after[2499]]
 
 
 # -- reconcile ---------------------------------------------------------------------------------

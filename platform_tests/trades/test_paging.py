@@ -114,21 +114,20 @@ def test_a_first_sync_pages_forward_from_the_first_trade_until_nothing_is_new():
     source = Ledger([trade(i, MS0 + i) for i in range(10, 17)])
     pages = walk_ids(source)
     assert ids(pages) == [str(i) for i in range(10, 17)]
-    # Each next page starts at the last one's newest id (inclusive); a page of only the
-    # boundary ends the walk.
-    assert source.calls == [(None,), ("12",), ("14",), ("16",)]
+    # Each next page starts just after the last one's newest id; an empty page ends the walk.
+    assert source.calls == [(None,), ("13",), ("16",), ("17",)]
     beginning = CursorMove(ASSET, OLDEST, Cursor("0", BEGINNING), force=True)
     assert pages[0].moves[-1] == beginning
     assert all(beginning not in p.moves for p in pages[1:])
     newest = [m.cursor.last_id for p in pages for m in p.moves if m.data_type == NEWEST]
-    assert newest == ["12", "14", "16"]
+    assert newest == ["12", "15", "16"]
 
 
 def test_an_incremental_walk_starts_at_the_stored_newest_and_drops_the_boundary():
     source = Ledger([trade(i, MS0 + i) for i in range(10, 15)])
     pages = walk_ids(source, stored(12))
     assert ids(pages) == ["13", "14"]
-    assert source.calls == [("12",), ("14",)]
+    assert source.calls == [("12",), ("15",)]
     assert all(m.data_type == NEWEST for p in pages for m in p.moves)
 
 
@@ -161,7 +160,7 @@ def test_ids_are_compared_as_integers():
     source = Ledger([trade(999_999_998), trade(999_999_999), trade(1_000_000_000)], page_limit=2)
     pages = walk_ids(source, stored(999_999_997))
     assert ids(pages) == ["999999998", "999999999", "1000000000"]
-    assert source.calls == [("999999997",), ("999999999",), ("1000000000",)]
+    assert source.calls == [("999999997",), ("1000000000",), ("1000000001",)]
     assert pages[-1].moves[0].cursor.last_id == "1000000000"
 
 
@@ -170,7 +169,7 @@ def test_rejects_without_an_id_are_kept_and_the_cursor_follows_the_ids():
     (page,) = walk_ids(source)
     assert page.rows["trade_id"].tolist() == ["10", "11"]
     assert page.rejected["reason"].tolist() == ["no trade id"]
-    assert source.calls == [(None,), ("11",)]
+    assert source.calls == [(None,), ("12",)]
 
 
 def test_a_page_of_only_new_rejects_still_moves_the_cursor_past_them():
@@ -178,7 +177,7 @@ def test_a_page_of_only_new_rejects_still_moves_the_cursor_past_them():
     (page,) = walk_ids(source, stored(10))
     assert page.rows.empty and len(page.rejected) == 2
     assert page.moves == (CursorMove(ASSET, NEWEST, Cursor("12", None)),)
-    assert source.calls == [("10",), ("12",)]
+    assert source.calls == [("10",), ("13",)]
 
 
 def test_a_reject_on_the_boundary_is_not_taken_twice():
