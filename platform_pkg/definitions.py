@@ -16,6 +16,8 @@ from platform_pkg.trades.schedules import (
     exchange_trades_sync,
     trades_job,
 )
+from platform_pkg.wallets.assets import onchain_transactions
+from platform_pkg.wallets.schedules import onchain_reconcile, onchain_sync, wallets_job
 
 defs = dg.Definitions(
     assets=[
@@ -23,11 +25,12 @@ defs = dg.Definitions(
         prices_1d,
         portfolio_transactions,
         exchange_trades,
+        onchain_transactions,
         transactions,
         holdings,
         tracked_assets,
     ],
-    jobs=[prices_job, trades_job],
+    jobs=[prices_job, trades_job, wallets_job],
     sensors=[holdings_sensor, accounts_sensor],
     schedules=[
         intraday_refresh,
@@ -35,6 +38,8 @@ defs = dg.Definitions(
         weekly_reconcile,
         exchange_trades_sync,
         exchange_trades_reconcile,
+        onchain_sync,
+        onchain_reconcile,
     ],
     resources=default_resources(),
     # One process per run: every fetching run is a single step, so a subprocess per step would

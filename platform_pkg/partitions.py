@@ -36,6 +36,11 @@ daily_partitions = dg.DailyPartitionsDefinition(
 symbol_date_partitions = dg.MultiPartitionsDefinition(
     {"date": daily_partitions, "symbol": symbols_partitions}
 )
+# On-chain wallets are partitioned by their account name (a dynamic set) and the same days.
+wallets_partitions = dg.DynamicPartitionsDefinition(name="wallets")
+wallet_date_partitions = dg.MultiPartitionsDefinition(
+    {"date": daily_partitions, "wallet": wallets_partitions}
+)
 
 
 def add_symbols(instance: dg.DagsterInstance, raw: Sequence[str]) -> list[str]:
@@ -54,7 +59,8 @@ def day_start(day: date) -> datetime:
 
 @dataclass(frozen=True)
 class SymbolWindow:
-    """A symbol and a half-open UTC window ``[start, end)`` of whole days."""
+    """A symbol (or, for wallet partitions, a wallet) and a half-open UTC window ``[start, end)``
+    of whole days."""
 
     symbol: str
     start: datetime
@@ -69,17 +75,20 @@ class SymbolWindow:
         return f"{self.symbol} {self.start.date()}..{last}"
 
 
-def windows_from_keys(keys: Iterable[str | dg.MultiPartitionKey]) -> list[SymbolWindow]:
-    """Group partition keys into one window per symbol and run of consecutive days.
+def windows_from_keys(
+    keys: Iterable[str | dg.MultiPartitionKey], dimension: str = "symbol"
+) -> list[SymbolWindow]:
+    """Group partition keys into one window per symbol (or ``dimension``'s key) and run of
+    consecutive days.
 
     A ranged run of 365 days for one symbol gives one window; a run over several symbols for one
     day gives one window per symbol; gaps in the days split a symbol's keys into several windows.
     """
     days_by_symbol: dict[str, set[date]] = defaultdict(set)
     for key in keys:
-        mk = key if isinstance(key, dg.MultiPartitionKey) else _parse(key)
+        mk = key if isinstance(key, dg.MultiPartitionKey) else _parse(key, dimension)
         dims = mk.keys_by_dimension
-        days_by_symbol[dims["symbol"]].add(date.fromisoformat(dims["date"]))
+        days_by_symbol[dims[dimension]].add(date.fromisoformat(dims["date"]))
     windows: list[SymbolWindow] = []
     for symbol in sorted(days_by_symbol):
         days = sorted(days_by_symbol[symbol])
@@ -96,18 +105,23 @@ def windows_from_keys(keys: Iterable[str | dg.MultiPartitionKey]) -> list[Symbol
     return windows
 
 
-def _parse(key: str) -> dg.MultiPartitionKey:
-    date_part, sep, symbol = key.partition("|")
+def _parse(key: str, dimension: str = "symbol") -> dg.MultiPartitionKey:
+    # Dagster writes a multi-partition key's dimensions in name order: "date" comes first.
+    date_part, sep, other = key.partition("|")
     if not sep:
-        raise ValueError(f"partition key {key!r} is not of the form 'YYYY-MM-DD|SYMBOL'")
-    return dg.MultiPartitionKey({"date": date_part, "symbol": symbol})
+        raise ValueError(
+            f"partition key {key!r} is not of the form 'YYYY-MM-DD|{dimension.upper()}'"
+        )
+    return dg.MultiPartitionKey({"date": date_part, dimension: other})
 
 
-def windows_for_context(context: dg.AssetExecutionContext | dg.InputContext) -> list[SymbolWindow]:
-    """The symbol windows a step (or a downstream input) covers, whatever launched it."""
+def windows_for_context(
+    context: dg.AssetExecutionContext | dg.InputContext, dimension: str = "symbol"
+) -> list[SymbolWindow]:
+    """The windows a step (or a downstream input) covers, whatever launched it."""
     if isinstance(context, dg.InputContext):
-        return windows_from_keys(context.asset_partition_keys)
-    return windows_from_keys(context.partition_keys)
+        return windows_from_keys(context.asset_partition_keys, dimension)
+    return windows_from_keys(context.partition_keys, dimension)
 
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"

@@ -4,6 +4,7 @@ from platform_pkg.accounts.resources import Accounts
 from platform_pkg.market.resources import MarketData
 from platform_pkg.portfolio.resources import PortfolioFile
 from platform_pkg.prices.schedules import RefreshSettings
+from platform_pkg.wallets.resources import Debank
 from platform_pkg.warehouse.io_manager import DuckDBUpsertIOManager
 from platform_pkg.warehouse.resources import Warehouse
 
@@ -17,4 +18,5 @@ def default_resources() -> dict:
         "portfolio": PortfolioFile(),
         "accounts": Accounts(),
         "refresh": RefreshSettings(),
+        "debank": Debank(),
     }

@@ -81,13 +81,13 @@ def ledger_changes(con: duckdb.DuckDBPyConnection, now: datetime) -> Build:
         changes = _changes_since(con, LEDGER, source.table)
         if changes is None or not changes.pending:
             continue
-        legs = con.sql(source.legs, params=[changes.seen]).to_arrow_table()
+        legs = source.read(con, changes.seen)
         build.changed[source.table] = legs.num_rows
         parts.append(legs)
         build.moves.append(_advance(LEDGER, source.table, changes))
     if not parts:
         return build
-    legs = pa.concat_tables(parts, promote_options="permissive")
+    legs = pa.concat_tables([p.cast(parts[0].schema) for p in parts], promote_options="permissive")
     if table_columns(con, LEDGER):
         con.register("__legs", legs)
         try:
@@ -153,6 +153,8 @@ def symbol_summary(stored: pd.DataFrame, changed: pd.DataFrame | None) -> dict[s
     book = pd.concat(frames, ignore_index=True).drop_duplicates(["account", "symbol"], keep="first")
     out: dict[str, dict] = {}
     for symbol, rows in book.groupby("symbol", sort=True):
+        if (rows["asset_class"] == "token").all():
+            continue  # a token the catalogue cannot price: in the holdings, not tracked
         firsts = pd.to_datetime(rows["first_purchase_at"], utc=True).dropna()
         if firsts.empty:
             continue  # never acquired (only disposals or fees): nothing to track

@@ -8,13 +8,23 @@ transaction. A leg's key is ``(domain, source, account, txid, leg)``:
 * a portfolio-file line is one ``manual`` leg (``is_deleted`` once it left the file);
 * an exchange trade is an ``exchange`` leg 0 (the trade, fee included when it is paid in the
   base or quote currency) plus a leg 1 ``fee`` when the fee is paid in a third currency (BNB):
-  that fee is its own holding's outflow. A soft-deleted trade's legs are deleted with it; a leg
-  a changed trade no longer implies is soft-deleted too.
+  that fee is its own holding's outflow;
+* a wallet transaction is an ``onchain`` leg per send and receive, and one for the gas the wallet
+  paid (:mod:`platform_pkg.ledger.onchain`).
+
+A soft-deleted input's legs are deleted with it; a leg a changed input no longer implies is
+soft-deleted too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from platform_pkg.ledger.onchain import onchain_legs
 
 LEDGER = "transactions"
 LEDGER_COLUMNS: dict[str, str] = {
@@ -42,15 +52,19 @@ SIDES = ("buy", "sell", "transfer_in", "transfer_out", "fee")
 
 @dataclass(frozen=True)
 class Input:
-    """An input table of the ledger and the SELECT that turns its changed rows into legs.
-
-    ``legs`` reads the input's rows with ``_change_seq`` above the first parameter and yields
-    every ledger column but ``updated_at``.
-    """
+    """An input table of the ledger and how its changed rows become legs: ``legs``, a SELECT
+    reading the rows with ``_change_seq`` above its parameter and yielding every ledger column but
+    ``updated_at`` — or ``compute``, a function doing the same where SQL would not read well."""
 
     table: str
     domain: str
-    legs: str
+    legs: str = ""
+    compute: Callable[[duckdb.DuckDBPyConnection, int, list[str]], pa.Table] | None = None
+
+    def read(self, con: duckdb.DuckDBPyConnection, since: int) -> pa.Table:
+        if self.compute is not None:
+            return self.compute(con, since, [c for c in LEDGER_COLUMNS if c != "updated_at"])
+        return con.sql(self.legs, params=[since]).to_arrow_table()
 
 
 _COLS = ", ".join(c for c in LEDGER_COLUMNS if c != "updated_at")
@@ -95,7 +109,9 @@ EXCHANGE = Input(
     """,
 )
 
-INPUTS = (MANUAL, EXCHANGE)
+ONCHAIN = Input("onchain_transactions", "onchain", compute=onchain_legs)
+
+INPUTS = (MANUAL, EXCHANGE, ONCHAIN)
 
 # Legs stored for a changed transaction that its new version no longer implies (a fee that moved
 # from BNB to the base currency): soft-deleted.

@@ -88,3 +88,23 @@ def coingecko_coin(symbol: str) -> tuple[str, str] | None:
         return None
     coin, vs = COINGECKO_IDS.get(base), COINGECKO_VS.get(quote)
     return (coin, vs) if coin and vs else None
+
+
+# On-chain tokens the platform can price: a wrapped coin is its coin, and a chain's native token
+# is its gas coin (ETH on Ethereum's rollups).
+TOKEN_ALIASES = {"WETH": "ETH", "WBTC": "BTC", "WBNB": "BNB", "WMATIC": "MATIC", "WAVAX": "AVAX"}
+CHAIN_NATIVE = {
+    "eth": "ETH", "arb": "ETH", "op": "ETH", "base": "ETH", "era": "ETH", "linea": "ETH",
+    "scrl": "ETH", "blast": "ETH", "nova": "ETH", "bsc": "BNB", "opbnb": "BNB", "matic": "POL",
+    "avax": "AVAX",
+}  # fmt: skip
+
+
+def token_symbol(ticker: str | None) -> str | None:
+    """The platform symbol (``ETH-USDT``) of an on-chain token's ticker, where the catalogue
+    knows the coin; None for a token it cannot price (kept in the ledger by its token id)."""
+    if not ticker:
+        return None
+    base = TOKEN_ALIASES.get(ticker.upper(), ticker.upper())
+    known = base in COINGECKO_IDS or f"{base}-USDT" in DEMO_LISTINGS
+    return f"{base}-USDT" if known else None

@@ -40,10 +40,18 @@ class Gate:
 class HttpStatusError(Exception):
     """A response whose status says throttled, transient or fatal (body excerpt redacted)."""
 
-    def __init__(self, verdict: Verdict, url: str, body: str, secrets: Iterable[str | None] = ()):
+    def __init__(
+        self,
+        verdict: Verdict,
+        url: str,
+        body: str,
+        secrets: Iterable[str | None] = (),
+        status: int | None = None,
+    ):
         path = url.split("?", 1)[0]
         super().__init__(f"{verdict.detail} from {path}: {redact(body, secrets, limit=200)}")
         self.verdict = verdict
+        self.status = status
 
 
 # Transport failures worth another attempt, whichever client raised them.
@@ -97,12 +105,15 @@ class JsonApi:
     def __repr__(self) -> str:  # never the headers: they may hold an API key
         return f"JsonApi({self._client.base_url})"
 
-    def get(self, path: str, params: dict[str, Any]) -> Any:
-        self.gate()
+    def get(self, path: str, params: dict[str, Any], units: float = 1.0) -> Any:
+        """GET ``path``; ``units`` is what the call costs (0 for a free call: counted, not paid)."""
+        self.gate(units)
         response = self._client.get(path, params=params)
         verdict = verdict_for_status(response.status_code, response.headers.get("retry-after"))
         if verdict is not None:
-            raise HttpStatusError(verdict, str(response.url), response.text, self.secrets)
+            raise HttpStatusError(
+                verdict, str(response.url), response.text, self.secrets, response.status_code
+            )
         return response.json()
 
     def close(self) -> None:

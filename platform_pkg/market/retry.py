@@ -68,6 +68,10 @@ class SourceUnavailable(RuntimeError):
 class SourceRequestError(SourceUnavailable):
     """The source refused a request outright (a 4xx, a bad response): retrying will not help."""
 
+    def __init__(self, source: str, message: str, status: int | None = None):
+        super().__init__(source, message)
+        self.status = status  # the HTTP status, when the refusal was one
+
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
@@ -139,7 +143,9 @@ def call_with_retries(
                     raise
                 cause = redact(f"{type(exc).__name__}: {exc}", secrets)
                 raise SourceRequestError(
-                    bucket.source, f"{bucket.source}: {what}: {cause}"
+                    bucket.source,
+                    f"{bucket.source}: {what}: {cause}",
+                    status=getattr(exc, "status", None),
                 ) from None
             last = (exc, verdict)
             if verdict.kind == THROTTLED:

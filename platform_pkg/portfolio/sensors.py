@@ -41,7 +41,7 @@ from platform_pkg.warehouse.resources import Warehouse
 DEFAULT_INTERVAL_SECONDS = 5
 # How often a quiet sensor looks for history that never arrived.
 PRICE_CHECK_EVERY = timedelta(minutes=5)
-# Exchange trades (and later wallets) feed the ledger; the portfolio file is watched by digest.
+# Exchange trades and wallet history feed the ledger; the portfolio file is watched by digest.
 RECORDED_INPUTS = [dg.AssetKey(i.table) for i in INPUTS if i.table != "portfolio_transactions"]
 # Counted in a materialisation's metadata when its run changed the table.
 _CHANGE_COUNTS = ("rows_inserted", "rows_updated", "rows_soft_deleted")

@@ -148,29 +148,35 @@ def block_requests(
     active: dict[str, str],
     now: datetime,
     run_config: dict | None = None,
+    partitions: dg.DynamicPartitionsDefinition = symbols_partitions,
+    dimension: str = "symbol",
 ):
-    """One ranged run per contiguous block of ``wanted`` symbol partitions over first..last."""
+    """One ranged run per contiguous block of ``wanted`` partitions (symbols, or wallets) over
+    first..last."""
     if not active:
         return dg.SkipReason("no active tracked symbols")
     if not wanted:
         return dg.SkipReason(f"none of the {len(active)} active symbols' markets traded")
-    ordered = context.instance.get_dynamic_partitions(symbols_partitions.name)
+    ordered = context.instance.get_dynamic_partitions(partitions.name)
     blocks = contiguous_blocks(ordered, wanted)
     stamp = (context.scheduled_execution_time or now).strftime("%Y-%m-%dT%H:%M")
     return [
         dg.RunRequest(
             run_key=f"{name}:{stamp}:{block.first}..{block.last}",
-            tags={**block_range_tags(block, first, last), SCHEDULE_TAG: name},
+            tags={**block_range_tags(block, first, last, dimension), SCHEDULE_TAG: name},
             run_config=run_config or {},
         )
         for block in blocks
     ]
 
 
-def block_range_tags(block: Block, first: date, last: date) -> dict[str, str]:
-    """Tags for one run over ``first``..``last`` × the block's symbols (a partition rectangle)."""
-    start = dg.MultiPartitionKey({"date": first.isoformat(), "symbol": block.first})
-    end = dg.MultiPartitionKey({"date": last.isoformat(), "symbol": block.last})
+def block_range_tags(
+    block: Block, first: date, last: date, dimension: str = "symbol"
+) -> dict[str, str]:
+    """Tags for one run over ``first``..``last`` × the block's keys of ``dimension`` (a
+    partition rectangle)."""
+    start = dg.MultiPartitionKey({"date": first.isoformat(), dimension: block.first})
+    end = dg.MultiPartitionKey({"date": last.isoformat(), dimension: block.last})
     return {
         "dagster/asset_partition_range_start": str(start),
         "dagster/asset_partition_range_end": str(end),

@@ -1,0 +1,359 @@
+"""Wallet history sync, paid for in units: each transaction is fetched once.
+
+No Dagster here: the asset builds a :class:`WalletSync`, a stream of units the IO manager commits
+— each page's transactions with their rejected items, watermark moves and ``sync_log`` row. Per
+wallet (all its chains in one call a page), with watermarks ``onchain`` (newest stored
+transaction) and ``onchain_oldest`` (the history is complete from there on):
+
+* a **first sync** walks from now back to the window's start, both watermarks moving page by page,
+  so a killed run resumes from the oldest one without paying for a page twice;
+* an **incremental sync** walks from now back to the newest watermark minus the finality window
+  and stops there — one call when nothing is new. What it re-read of the window is compared with
+  what is stored: changed transactions are updated (old version kept), vanished ones
+  soft-deleted, returning ones restored;
+* a range older than the stored history is walked from the oldest watermark back;
+* the **reconcile** re-reads the last ``reconcile_days`` in full the same way.
+
+Units are read from the free balance endpoint before and after each wallet (and around each call
+when a daily budget is set, which a call that would pass it stops before).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from platform_pkg.accounts.config import WalletAccount
+from platform_pkg.market.source import RequestMeter
+from platform_pkg.outcome import Outcome, raise_for_failures
+from platform_pkg.partitions import SymbolWindow
+from platform_pkg.wallets.budget import BudgetExhausted, UnitsBudget, next_reset
+from platform_pkg.wallets.paging import End, Walk, walk_back
+from platform_pkg.wallets.rows import ONCHAIN_KEY, check_items
+from platform_pkg.wallets.source import HistoryPage, UnitsExhausted, WalletSource
+from platform_pkg.warehouse import deferrals, rejected_rows
+from platform_pkg.warehouse.sync_log import SyncEntry, SyncStatus
+from platform_pkg.warehouse.unit import Committed, Mode, TableWrite, Unit, UnitStream
+from platform_pkg.warehouse.upsert import Scope
+from platform_pkg.warehouse.watermarks import Cursor, CursorMove, Order, WatermarkMove
+
+TABLE = "onchain_transactions"
+NEWEST, OLDEST = "onchain", "onchain_oldest"
+BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
+Marks = tuple[Cursor | None, Cursor | None]  # (newest, oldest)
+
+
+@dataclass(frozen=True)
+class WalletTask:
+    wallet: WalletAccount
+    window: SymbolWindow
+
+
+@dataclass
+class WalletResult:
+    task: WalletTask
+    entry: SyncEntry
+    before: Marks
+    after: Marks
+    error: BaseException | None = None
+    new: int = 0
+    changed: int = 0
+    deleted: list[tuple] = field(default_factory=list)
+    restored: int = 0
+    calls: int = 0
+
+
+def _seconds(moment: datetime) -> datetime:
+    return datetime.fromtimestamp(int(moment.timestamp()), UTC)
+
+
+@dataclass
+class WalletSync(UnitStream):
+    tasks: list[WalletTask]
+    source_for: Callable[[WalletAccount, RequestMeter], WalletSource]
+    read_marks: Callable[[str], Marks]
+    now: datetime
+    budget: UnitsBudget
+    finality: timedelta = timedelta(minutes=60)
+    reconcile_days: int = 0
+    run_id: str | None = None
+    log: Any = None
+    deferred_before: dict[str, datetime | None] = field(default_factory=dict)
+    file_errors: list[str] = field(default_factory=list)
+    spending: Callable[[], dict[str, float]] | None = None  # units today / this month, stored
+    meter: RequestMeter = field(default_factory=RequestMeter)
+    results: list[WalletResult] = field(default_factory=list)
+    balance: float | None = None
+
+    def units(self) -> Generator[Unit, Committed, None]:
+        try:
+            for task in sorted(self.tasks, key=lambda t: t.wallet.name not in self.deferred_before):
+                yield from self._task_units(task)
+        except GeneratorExit:
+            raise
+        except BaseException as exc:  # interrupted (run cancelled): close what is still open
+            for result in self.results:
+                if result.entry.status == SyncStatus.RUNNING:
+                    _fail(result, exc)
+                    yield Unit(log=result.entry)
+            raise
+        raise_for_failures(
+            [_outcome(r) for r in self.results]
+            + [Outcome("the accounts file", ValueError(e)) for e in self.file_errors]
+        )
+
+    def _task_units(self, task: WalletTask) -> Generator[Unit, Committed, None]:
+        wallet = task.wallet
+        before = self.read_marks(wallet.name)
+        entry = SyncEntry(
+            sync_id=str(uuid.uuid4()), run_id=self.run_id, symbol=wallet.name, data_type=NEWEST,
+            source=None, started_at=datetime.now(UTC), requested_start=task.window.start,
+            requested_end=task.window.end,
+        )  # fmt: skip
+        result = WalletResult(task, entry, before, before)
+        self.results.append(result)
+        requests = self.meter.total
+        source: WalletSource | None = None
+        start_balance = None
+        try:
+            source = self.source_for(wallet, self.meter)
+            entry.source = source.name
+            start_balance = self.balance = source.units_balance()
+            for walk, downward, since in self._walks(result):
+                yield from self._walk_units(source, result, walk, downward, since)
+        except (BudgetExhausted, UnitsExhausted) as exc:
+            if isinstance(exc, UnitsExhausted):
+                why = f"DeBank refused the call: the account's units ran out ({exc})"
+                exc = BudgetExhausted(why, next_reset(self.now))
+            result.error = exc
+            entry.status, entry.error = SyncStatus.BUDGET_EXHAUSTED, str(exc)
+            self._info(f"{wallet.name}: stopped before the next call: {exc}", warning=True)
+        except Exception as exc:
+            _fail(result, exc)
+            self._info(f"{wallet.name}: {entry.error}", warning=True)
+        else:
+            entry.status = SyncStatus.SUCCESS
+        entry.api_requests = self.meter.total - requests
+        entry.api_units = self._units_spent(source, start_balance, result)
+        entry.finished_at = datetime.now(UTC)
+        yield self._closing_unit(result)
+
+    # -- what each wallet sync walks ----------------------------------------------------------
+    def _walks(self, result: WalletResult) -> Iterator[tuple[Walk, bool, datetime | None]]:
+        """(walk, whether it extends the stored history downward, the start of the span it
+        re-reads in full — for a walk from the top)."""
+        newest, oldest = result.before
+        window = result.task.window
+        if newest is None or oldest is None:
+            yield Walk(cursor=None, stop_below=window.start.timestamp()), True, None
+        else:
+            since = newest.last_timestamp - self.finality
+            yield Walk(cursor=None, stop_below=since.timestamp()), False, since
+            if window.start < oldest.last_timestamp:
+                cursor = int(oldest.last_timestamp.timestamp())
+                yield Walk(cursor=cursor, stop_below=window.start.timestamp()), True, None
+        if self.reconcile_days:
+            since = self.now - timedelta(days=self.reconcile_days)
+            yield Walk(cursor=None, stop_below=since.timestamp()), False, since
+
+    def _walk_units(
+        self, source: WalletSource, result: WalletResult, walk: Walk, downward: bool, since
+    ) -> Generator[Unit, Committed, None]:
+        wallet = result.task.wallet
+        first_sync = result.before[0] is None
+        newest: Cursor | None = None
+        for page in walk_back(
+            lambda cursor: self._fetch(source, result, cursor), walk, source.page_limit
+        ):
+            rows, unit = self._page_unit(result, page)
+            moves: tuple[WatermarkMove, ...] = ()
+            top = _newest(rows)
+            if downward:
+                moves = (
+                    self._move(wallet.name, OLDEST, Cursor(None, _at(walk.complete_from)), False),
+                )
+                if first_sync and newest is None and top is not None:
+                    moves += (self._move(wallet.name, NEWEST, top),)
+            if top is not None and (newest is None or top.last_timestamp > newest.last_timestamp):
+                newest = top
+            committed = yield replace(unit, watermarks=moves)
+            self._committed(result, committed)
+        moves, writes = (), ()
+        if downward and walk.end is End.BEGINNING:
+            moves = (self._move(wallet.name, OLDEST, Cursor(None, BEGINNING), False),)
+        if not downward:
+            if newest is not None:
+                moves = (self._move(wallet.name, NEWEST, newest),)
+            writes = self._vanished(wallet, walk, since)
+        committed = yield Unit(writes=writes, watermarks=moves, log=replace(result.entry))
+        self._committed(result, committed)
+
+    def _fetch(self, source: WalletSource, result: WalletResult, cursor: int | None) -> HistoryPage:
+        """One paid call, stopped before it when the day's budget would not cover it."""
+        wallet = result.task.wallet
+        self.budget.check(self.now)
+        page = source.history(wallet.address, wallet.chains, cursor)
+        result.calls += 1
+        if self.budget.per_day is not None:  # measure every call, so the cap is exact
+            balance = source.units_balance()
+            if balance is not None and self.balance is not None:
+                self.budget.spend(self.now, self.balance - balance)
+            self.balance = balance
+        return page
+
+    def _vanished(
+        self, wallet: WalletAccount, walk: Walk, since: datetime
+    ) -> tuple[TableWrite, ...]:
+        """After re-reading ``[since, now)`` in full: what is stored there but was not seen is
+        gone (soft-deleted), chain by chain when the wallet names its chains."""
+        seen = pd.DataFrame([(wallet.name, c, t) for c, t in walk.seen], columns=ONCHAIN_KEY)
+        writes = []
+        for chain in wallet.chains or [None]:
+            equals = {"wallet": wallet.name} | ({"chain": chain} if chain else {})
+            scope = Scope(equals, "ts", since, _seconds(self.now) + timedelta(seconds=1))
+            writes.append(TableWrite(seen, mode=Mode.SOFT_DELETE_MISSING, scope=scope))
+        return tuple(writes)
+
+    @staticmethod
+    def _move(asset_id: str, data_type: str, cursor: Cursor, forward: bool = True) -> CursorMove:
+        return CursorMove(asset_id, data_type, cursor, Order.TIME, forward=forward)
+
+    # -- units ----------------------------------------------------------------------------------
+    def _page_unit(self, result: WalletResult, page: HistoryPage) -> tuple[pd.DataFrame, Unit]:
+        wallet = result.task.wallet
+        fetched_at = datetime.now(UTC)
+        rows, rejected = check_items(
+            page.items, page.tokens, wallet=wallet.name, address=wallet.address,
+            fetched_at=fetched_at,
+        )  # fmt: skip
+        result.entry.rows_fetched += len(page.items)
+        writes = [TableWrite(rows)]
+        if not rejected.empty:
+            rejects = rejected_rows.rows(
+                rejected, symbol=wallet.name, data_type=NEWEST, source=result.entry.source,
+                fetched_at=fetched_at, run_id=self.run_id, sync_id=result.entry.sync_id,
+            )  # fmt: skip
+            writes.append(TableWrite(rejects, rejected_rows.SPEC, Mode.INSERT_NEW))
+            self._info(
+                f"{wallet.name}: {len(rejects)} item(s) rejected "
+                f"({', '.join(sorted(set(rejected['reason'])))})",
+                warning=True,
+            )
+        return rows, Unit(writes=tuple(writes), log=replace(result.entry))
+
+    def _committed(self, result: WalletResult, committed: Committed) -> None:
+        mine = committed.of(TABLE)
+        entry = result.entry
+        entry.rows_inserted += mine.inserted
+        entry.rows_updated += mine.updated
+        entry.rows_deleted += mine.deleted
+        entry.rows_rejected += committed.of(rejected_rows.SPEC.name).inserted
+        result.new += mine.inserted
+        result.changed += mine.updated - mine.restored
+        result.restored += mine.restored
+        result.deleted += committed.deleted_keys.get(TABLE, [])
+        name = result.task.wallet.name
+        newest = committed.watermarks.get((name, NEWEST), result.after[0])
+        oldest = committed.watermarks.get((name, OLDEST), result.after[1])
+        result.after = (newest, oldest)  # type: ignore[assignment]
+
+    def _closing_unit(self, result: WalletResult) -> Unit:
+        """The wallet's last unit: its status, and its deferral recorded or cleared."""
+        entry, writes = result.entry, []
+        if entry.status == SyncStatus.BUDGET_EXHAUSTED:
+            error: BudgetExhausted = result.error  # type: ignore[assignment]
+            deferral = deferrals.Deferral(
+                entry.symbol, NEWEST, entry.source, error.until, result.task.window.start,
+                result.task.window.end, error.reason[:500], self.run_id,
+            )  # fmt: skip
+            row = deferral.row(datetime.now(UTC))
+            writes.append(TableWrite(row, deferrals.SPEC, combine=deferrals.COMBINE))
+        elif entry.status == SyncStatus.SUCCESS:
+            writes.append(
+                TableWrite(deferrals.key(entry.symbol, NEWEST), deferrals.SPEC, Mode.DELETE)
+            )
+        return Unit(writes=tuple(writes), log=replace(entry))
+
+    def _units_spent(self, source, start_balance, result: WalletResult) -> float:
+        """Units this wallet's sync cost: the balance before it less the balance after it."""
+        if source is None or start_balance is None:
+            return 0.0
+        try:
+            end = source.units_balance()
+        except Exception as exc:  # noqa: BLE001 - the sync's own outcome matters more
+            self._info(f"{result.task.wallet.name}: could not read the units balance: {exc}", True)
+            return 0.0
+        spent = max(0.0, start_balance - end) if end is not None else 0.0
+        if self.budget.per_day is None:  # else recorded call by call
+            self.budget.spend(self.now, spent, result.calls)
+        self.balance = end
+        return spent
+
+    def metadata(self) -> dict[str, Any]:
+        lines = [
+            "| wallet | new | changed | deleted | restored | calls | units | status |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in self.results:
+            lines.append(
+                f"| {r.task.wallet.name} | {r.new} | {r.changed} | {len(r.deleted)} | "
+                f"{r.restored} | {r.calls} | {r.entry.api_units:g} | {r.entry.status} |"
+            )
+        meta: dict[str, Any] = {
+            "wallets": len(self.results),
+            "history_calls": sum(r.calls for r in self.results),
+            "api_requests": self.meter.total,
+            "units_spent": float(sum(r.entry.api_units for r in self.results)),
+            "rows_fetched": sum(r.entry.rows_fetched for r in self.results),
+            "rows_rejected": sum(r.entry.rows_rejected for r in self.results),
+            "transactions_deleted": sum(len(r.deleted) for r in self.results),
+            "transactions_restored": sum(r.restored for r in self.results),
+            "transactions_changed": sum(r.changed for r in self.results),
+            "synced": "\n".join(lines),
+        }
+        if self.balance is not None:
+            meta["units_remaining"] = float(self.balance)
+        if self.spending is not None:
+            meta |= {f"units_{k}": float(v) for k, v in self.spending().items()}
+        if self.budget.per_day is not None:
+            meta["units_budget_per_day"] = float(self.budget.per_day)
+        if self.file_errors:
+            meta["account_errors"] = "\n".join(f"- {e}" for e in self.file_errors)
+        return meta
+
+    def _info(self, message: str, warning: bool = False) -> None:
+        if self.log is not None:
+            (self.log.warning if warning else self.log.info)(message)
+
+
+def _newest(rows: pd.DataFrame) -> Cursor | None:
+    if rows.empty:
+        return None
+    last = rows.sort_values(["ts", "tx_id"]).iloc[-1]
+    return Cursor(str(last["tx_id"]), last["ts"].to_pydatetime())
+
+
+def _at(second: int | None) -> datetime:
+    return datetime.fromtimestamp(second or 0, UTC)
+
+
+def _fail(result: WalletResult, exc: BaseException) -> None:
+    entry = result.entry
+    entry.status = SyncStatus.PARTIAL if entry.rows_inserted else SyncStatus.FAILED
+    entry.error = f"{type(exc).__name__}: {exc}"
+    entry.finished_at = datetime.now(UTC)
+    result.error = exc
+
+
+def _outcome(result: WalletResult) -> Outcome:
+    error = result.error
+    if isinstance(error, BudgetExhausted):
+        return Outcome(
+            f"{result.task.wallet.name} ({error})", error, error.until, "budget_exhausted"
+        )
+    return Outcome(result.task.wallet.name, error)
