@@ -104,3 +104,24 @@ def test_errors_are_logged_and_the_valid_accounts_still_synced(tmp_path, instanc
 def test_no_file_is_a_skip_naming_the_path(tmp_path, instance):
     skip = Sensor(tmp_path, instance).tick()
     assert isinstance(skip, dg.SkipReason) and str(tmp_path / "accounts.toml") in skip.skip_message
+
+
+WALLET = (
+    '[[wallet]]\nname = "cold"\naddress = "0x5853ed4f26a3fcea565b3fbc698bb19cdf6deb85"\n'
+    'source = "demo"\nhistory_from = "2026-03-01"\n'
+)
+
+
+def test_a_new_wallet_gets_its_partition_and_one_ranged_run(tmp_path, instance):
+    sensor = Sensor(tmp_path, instance)
+    sensor.write(WALLET)
+    result = sensor.tick()
+    assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["cold"]]
+    (run,) = result.run_requests
+    assert run.job_name == "onchain_job"
+    assert ranges(result) == [("2026-03-01|cold", "2026-06-15|cold")]
+    assert quiet_after_change(sensor)
+
+
+def quiet_after_change(sensor) -> bool:
+    return isinstance(sensor.tick(), dg.SkipReason)

@@ -131,6 +131,7 @@ def test_the_code_location_has_the_portfolio_assets_sensors_and_schedules():
         "portfolio_transactions",
         "portfolio_rejects",
         "exchange_trades",
+        "onchain_transactions",
         "transactions",
         "holdings",
         "tracked_assets",
@@ -141,6 +142,8 @@ def test_the_code_location_has_the_portfolio_assets_sensors_and_schedules():
         "exchange_trades_reconcile",
         "exchange_trades_sync",
         "intraday_refresh",
+        "onchain_reconcile",
+        "onchain_sync",
         "weekly_reconcile",
     ]
     for sensor in repo.sensor_defs:
