@@ -11,14 +11,12 @@ import dagster as dg
 from pydantic import Field
 
 from platform_pkg.accounts.config import (
-    DEBANK_KEY_ENV,
-    AccountError,
-    AccountsFile,
     accounts_path,
     ccxt_exchange_ids,
     ccxt_exchange_known,
     read_accounts,
 )
+from platform_pkg.accounts.model import DEBANK_KEY_ENV, AccountError, AccountsFile
 
 
 class AccountProblem(Exception):

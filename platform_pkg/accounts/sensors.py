@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from platform_pkg.accounts.config import ExchangeAccount, WalletAccount
+from platform_pkg.accounts.model import ExchangeAccount, WalletAccount
 from platform_pkg.accounts.resources import Accounts
 from platform_pkg.ledger.assets import SUMMARY_METADATA, holdings
 from platform_pkg.market.catalogue import asset_class_of

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from platform_pkg.accounts.config import AccountError, ExchangeAccount
+from platform_pkg.accounts.model import AccountError, ExchangeAccount
 from platform_pkg.accounts.resources import AccountProblem
 from platform_pkg.market.retry import SourceDeferred
 from platform_pkg.market.source import RequestMeter, UnknownSymbolError

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from platform_pkg.accounts.config import ExchangeAccount
+from platform_pkg.accounts.model import ExchangeAccount
 from platform_pkg.market.catalogue import asset_class_of
 from platform_pkg.partitions import SymbolWindow
 from platform_pkg.trades.ingest import TradeTask

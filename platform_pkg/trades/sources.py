@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from platform_pkg.accounts.config import AccountError, ExchangeAccount
+from platform_pkg.accounts.model import AccountError, ExchangeAccount
 from platform_pkg.accounts.resources import AccountProblem
 from platform_pkg.market.ccxt_source import CcxtSource, default_rate_limit
 from platform_pkg.market.demo_exchange import DemoExchange

@@ -68,7 +68,8 @@ class UnitsBudget:
             return
         with self._state(now) as state:
             spent, price = float(state["spent"]), float(state.get("per_call", 0.0))
-        if spent + price > self.per_day:
+        # Before any call was priced (price 0), a spent budget (or one of 0) still stops it.
+        if spent + price > self.per_day or spent >= self.per_day:
             until = next_reset(now)
             raise BudgetExhausted(
                 f"the DeBank units budget of {self.per_day:g} units a day "

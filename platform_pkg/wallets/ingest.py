@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from platform_pkg.accounts.config import WalletAccount
+from platform_pkg.accounts.model import WalletAccount
 from platform_pkg.market.source import RequestMeter
 from platform_pkg.outcome import Outcome, raise_for_failures
 from platform_pkg.partitions import SymbolWindow

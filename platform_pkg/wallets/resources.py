@@ -8,7 +8,7 @@ import os
 import dagster as dg
 from pydantic import Field
 
-from platform_pkg.accounts.config import DEBANK_KEY_ENV, WalletAccount
+from platform_pkg.accounts.model import DEBANK_KEY_ENV, WalletAccount
 from platform_pkg.market.demo_wallet import DemoWallet
 from platform_pkg.market.ratelimit import RateLimit, SharedTokenBucket, bucket_file
 from platform_pkg.market.resources import MarketData

@@ -9,15 +9,12 @@ from pathlib import Path
 import pytest
 
 from platform_pkg.accounts.config import (
-    DEBANK_CHAINS,
-    AccountsFile,
-    ExchangeAccount,
-    WalletAccount,
     accounts_path,
     ccxt_exchange_known,
     parse_accounts,
     read_accounts,
 )
+from platform_pkg.accounts.model import DEBANK_CHAINS, AccountsFile, ExchangeAccount, WalletAccount
 from platform_pkg.warehouse.connection import PROJECT_ROOT
 
 PATH = Path("data/accounts.toml")

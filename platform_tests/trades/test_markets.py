@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from platform_pkg.accounts.config import ExchangeAccount
+from platform_pkg.accounts.model import ExchangeAccount
 from platform_pkg.partitions import SymbolWindow
 from platform_pkg.trades.markets import describe, merged_windows, plan_tasks
 
