@@ -86,10 +86,12 @@ def holdings_sensor(
 
     digest = portfolio.digest()
     recorded = {
-        str(k.path[-1]): _input_changes(instance, k, cursor.seen.get(k.path[-1]))
+        str(k.path[-1]): _input_changes(
+            instance, k, cursor.seen.get(k.path[-1]), set(cursor.acted.get(k.path[-1], ()))
+        )
         for k in RECORDED_INPUTS
     }
-    changed = [name for name, (_, moved) in recorded.items() if moved]
+    changed = [name for name, (_, moved, _) in recorded.items() if moved]
     context.log.debug(f"ledger inputs: {recorded}, seen before: {cursor.seen}")
     if digest != cursor.digest or changed:
         if in_flight(instance, {LEDGER_TAG: "1"}):
@@ -101,7 +103,8 @@ def holdings_sensor(
             context.log.info(f"requesting a ledger run: {', '.join(why)}")
             requests.append(_ledger_run(digest, recorded))
             cursor.digest = digest
-            cursor.seen = {name: newest for name, (newest, _) in recorded.items()}
+            cursor.seen = {name: newest for name, (newest, _, _) in recorded.items()}
+            cursor.remember_runs({name: runs for name, (_, _, runs) in recorded.items()})
 
     latest = _latest_holdings(instance)
     if latest is not None and latest[0] != cursor.holdings_seen:
@@ -151,29 +154,31 @@ def holdings_sensor(
 
 
 def _input_changes(
-    instance: dg.DagsterInstance, key: dg.AssetKey, after: int | None
-) -> tuple[int | None, bool]:
-    """(the newest materialisation's storage id, whether a run since ``after`` changed rows).
+    instance: dg.DagsterInstance, key: dg.AssetKey, after: int | None, acted: set[str]
+) -> tuple[int | None, bool, set[str]]:
+    """(the newest materialisation's storage id, whether a run since ``after`` changed rows, the
+    runs that did).
 
-    Each run is judged by one of its events (a ranged run's events share its figures); more
-    than :data:`_SCAN` new events count as a change without looking."""
+    Each run is judged by one of its events (a ranged run's events share its figures), and a run
+    already acted on (``acted``: its events can land across several ticks) is not judged again;
+    more than :data:`_SCAN` new events count as a change without looking."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=_SCAN
     ).records
     if not records:
-        return after, False
+        return after, False, set()
     newest = records[0].storage_id
-    if len(records) == _SCAN:
-        return newest, True
-    judged: set[str] = set()
+    changed: set[str] = set()
+    judged: set[str] = set(acted)
     for record in records:
         if record.run_id in judged:
             continue
         judged.add(record.run_id)
         meta = record.asset_materialization.metadata if record.asset_materialization else {}
         if any(getattr(meta.get(name), "value", 0) for name in _CHANGE_COUNTS):
-            return newest, True
-    return newest, False
+            changed.add(record.run_id)
+    fresh = {r.run_id for r in records} - set(acted)
+    return newest, bool(changed) or (len(records) == _SCAN and bool(fresh)), changed
 
 
 def _latest_holdings(instance: dg.DagsterInstance) -> tuple[int, dict] | None:
@@ -184,12 +189,12 @@ def _latest_holdings(instance: dg.DagsterInstance) -> tuple[int, dict] | None:
     return records[0].storage_id, dict(summary.value) if summary is not None else {}
 
 
-def _ledger_run(digest: str | None, recorded: dict[str, tuple[int | None, bool]]) -> dg.RunRequest:
+def _ledger_run(digest: str | None, recorded: dict[str, tuple]) -> dg.RunRequest:
     """One run over the ledger's chain; the portfolio tables only when there is a file."""
     keys = [transactions.key, holdings.key, tracked_assets.key]
     if digest is not None:
         keys = [dg.AssetKey("portfolio_transactions"), dg.AssetKey("portfolio_rejects"), *keys]
-    marks = ":".join(f"{name}={newest}" for name, (newest, _) in sorted(recorded.items()))
+    marks = ":".join(f"{name}={newest}" for name, (newest, *_) in sorted(recorded.items()))
     return dg.RunRequest(
         run_key=f"ledger:{digest or 'no-file'}:{marks}",
         asset_selection=keys,

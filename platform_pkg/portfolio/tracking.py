@@ -75,6 +75,12 @@ class HoldingsCursor:
     # Input table → the storage id of its newest materialisation a ledger run was asked for.
     seen: dict[str, int | None] = field(default_factory=dict)
     holdings_seen: int | None = None  # storage id of the holdings materialisation acted on
+    # Input table → the last runs whose changes a ledger run was asked for (judged once).
+    acted: dict[str, list[str]] = field(default_factory=dict)
+
+    def remember_runs(self, runs: dict[str, set[str]], keep: int = 50) -> None:
+        for name, ids in runs.items():
+            self.acted[name] = (self.acted.get(name, []) + sorted(ids))[-keep:]
 
     @classmethod
     def parse(cls, raw: str | None) -> HoldingsCursor:
@@ -104,6 +110,7 @@ class HoldingsCursor:
             repairs,
             dict(data.get("seen", {})),
             data.get("holdings_seen"),
+            {k: list(v) for k, v in data.get("acted", {}).items()},
         )
 
     def dump(self) -> str:
@@ -113,6 +120,7 @@ class HoldingsCursor:
                 "digest": self.digest,
                 "seen": dict(sorted(self.seen.items())),
                 "holdings_seen": self.holdings_seen,
+                "acted": dict(sorted(self.acted.items())),
                 "symbols": {
                     key: {
                         "first": s.first_acquired.isoformat(),

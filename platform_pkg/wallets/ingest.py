@@ -196,10 +196,12 @@ class WalletSync(UnitStream):
     def _fetch(self, source: WalletSource, result: WalletResult, cursor: int | None) -> HistoryPage:
         """One paid call, stopped before it when the day's budget would not cover it."""
         wallet = result.task.wallet
-        self.budget.check(self.now)
+        budgeted = _budgeted(source)
+        if budgeted:
+            self.budget.check(self.now)
         page = source.history(wallet.address, wallet.chains, cursor)
         result.calls += 1
-        if self.budget.per_day is not None:  # measure every call, so the cap is exact
+        if budgeted and self.budget.per_day is not None:  # every call measured: an exact cap
             balance = source.units_balance()
             if balance is not None and self.balance is not None:
                 self.budget.spend(self.now, self.balance - balance)
@@ -289,7 +291,7 @@ class WalletSync(UnitStream):
             self._info(f"{result.task.wallet.name}: could not read the units balance: {exc}", True)
             return 0.0
         spent = max(0.0, start_balance - end) if end is not None else 0.0
-        if self.budget.per_day is None:  # else recorded call by call
+        if self.budget.per_day is None and _budgeted(source):  # else recorded call by call
             self.budget.spend(self.now, spent, result.calls)
         self.balance = end
         return spent
@@ -329,6 +331,12 @@ class WalletSync(UnitStream):
     def _info(self, message: str, warning: bool = False) -> None:
         if self.log is not None:
             (self.log.warning if warning else self.log.info)(message)
+
+
+def _budgeted(source: WalletSource) -> bool:
+    """Whether ``source`` spends DeBank's units, which the daily budget caps (the demo's are
+    make-believe)."""
+    return source.name == "debank"
 
 
 def _newest(rows: pd.DataFrame) -> Cursor | None:

@@ -400,3 +400,20 @@ def test_a_history_run_still_in_flight_is_not_asked_again(pf):
         tick = pf.tick(now=NOW + timedelta(minutes=minutes), run=False)
         assert quiet(tick)
     assert HoldingsCursor.parse(pf.cursor).repairs == {}
+
+
+def test_a_run_already_acted_on_is_not_judged_again():
+    """A ranged run's events can land over several ticks: its change asks for one ledger run."""
+    from platform_pkg.portfolio.sensors import _input_changes
+
+    key = dg.AssetKey("exchange_trades")
+    with dg.instance_for_test() as instance:
+        for rows_inserted in (3, 3):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(key, metadata={"rows_inserted": rows_inserted})
+            )
+        newest, changed, runs = _input_changes(instance, key, None, set())
+        assert changed and len(runs) == 1
+        (run_id,) = runs
+        assert _input_changes(instance, key, None, {run_id})[1] is False
+        assert _input_changes(instance, key, newest, set()) == (newest, False, set())
