@@ -120,7 +120,8 @@ def _read_marks(warehouse: Warehouse, name: str):
 
 
 def _spending(warehouse: Warehouse) -> dict[str, float]:
-    """Units the wallet syncs spent today and this month (UTC), as sync_log recorded them."""
+    """DeBank units the wallet syncs spent today and this month (UTC), as sync_log recorded them
+    (the demo wallet's make-believe units left out)."""
     now = datetime.now(UTC)
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     month = day.replace(day=1)
@@ -129,7 +130,8 @@ def _spending(warehouse: Warehouse) -> dict[str, float]:
             return {"today": 0.0, "this_month": 0.0}
         today, this_month = con.execute(
             "SELECT coalesce(sum(api_units) FILTER (WHERE started_at >= ?), 0), "
-            "coalesce(sum(api_units), 0) FROM sync_log WHERE data_type = ? AND started_at >= ?",
-            [day, NEWEST, month],
+            "coalesce(sum(api_units), 0) FROM sync_log "
+            "WHERE data_type = ? AND source = ? AND started_at >= ?",
+            [day, NEWEST, "debank", month],
         ).fetchall()[0]
     return {"today": float(today), "this_month": float(this_month)}
