@@ -33,7 +33,7 @@ import pandas as pd
 
 sys.path.insert(0, str(_common.ROOT))
 
-from platform_pkg.accounts.config import ExchangeAccount  # noqa: E402
+from platform_pkg.accounts.model import ExchangeAccount  # noqa: E402
 from platform_pkg.ledger.assets import holdings, transactions  # noqa: E402
 from platform_pkg.ledger.build import holdings_changes, ledger_changes  # noqa: E402
 from platform_pkg.market.demo import DemoMarket  # noqa: E402

@@ -59,12 +59,18 @@ def onchain_legs(con: duckdb.DuckDBPyConnection, since: int, columns: list[str])
 
 
 def _token(chain: str, token_id: Any, tokens: dict[str, Any]) -> tuple[str, str, str | None]:
-    """(ledger symbol, asset class, ticker) of a transferred token."""
+    """(ledger symbol, asset class, ticker) of a transferred token.
+
+    A ticker is trusted only from the chain's native token or a token DeBank verifies: anyone can
+    deploy a contract calling itself ETH, and such an impersonator stays a token of its own.
+    """
     info = tokens.get(token_id) or {}
     ticker = info.get("optimized_symbol") or info.get("symbol")
-    if token_id == chain and not ticker:
+    native = token_id == chain
+    if native and not ticker:
         ticker = CHAIN_NATIVE.get(chain)
-    symbol = token_symbol(ticker)
+    trusted = native or bool(info.get("is_verified")) or bool(info.get("is_core"))
+    symbol = token_symbol(ticker) if trusted else None
     if symbol is not None:
         return symbol, "crypto", ticker
     return f"{chain}:{token_id}", "token", ticker

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import pandas as pd
@@ -43,15 +44,46 @@ from platform_pkg.warehouse.upsert import Scope
 from platform_pkg.warehouse.watermarks import Cursor, CursorMove, Order, WatermarkMove
 
 TABLE = "onchain_transactions"
-NEWEST, OLDEST = "onchain", "onchain_oldest"
+# The newest stored transaction, where the history is complete from, and — while a walk from the
+# top was cut short (a budget, a killed run) — the span it still has to read: [low, high).
+NEWEST, OLDEST, GAP = "onchain", "onchain_oldest", "onchain_gap"
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
-Marks = tuple[Cursor | None, Cursor | None]  # (newest, oldest)
+Marks = tuple[Cursor | None, Cursor | None, Cursor | None]  # (newest, oldest, gap)
 
 
 @dataclass(frozen=True)
 class WalletTask:
+    """One history to sync: a wallet's chain (watermarks ``<wallet>:<chain>``) when the wallet
+    names its chains — each fetched on its own, so an added chain gets its whole history — else
+    all its chains in one call a page (watermarks per wallet)."""
+
     wallet: WalletAccount
     window: SymbolWindow
+    chain: str | None = None
+
+    @property
+    def asset_id(self) -> str:
+        return f"{self.wallet.name}:{self.chain}" if self.chain else self.wallet.name
+
+    @property
+    def chains(self) -> tuple[str, ...] | None:
+        return (self.chain,) if self.chain else None
+
+
+def tasks_for(wallet: WalletAccount, window: SymbolWindow) -> list[WalletTask]:
+    if wallet.chains:
+        return [WalletTask(wallet, window, chain) for chain in wallet.chains]
+    return [WalletTask(wallet, window)]
+
+
+class Kind(StrEnum):
+    """What a walk is for, which decides the watermarks it moves."""
+
+    FIRST = "first"  # a first sync: from now down to the window's start
+    TOP = "top"  # from now down to the newest stored, minus the finality window
+    GAP = "gap"  # the rest of a walk from the top that was cut short
+    OLDER = "older"  # a range older than the stored history, from the oldest watermark down
+    RECONCILE = "reconcile"  # the last reconcile_days, re-read in full
 
 
 @dataclass
@@ -92,7 +124,7 @@ class WalletSync(UnitStream):
 
     def units(self) -> Generator[Unit, Committed, None]:
         try:
-            for task in sorted(self.tasks, key=lambda t: t.wallet.name not in self.deferred_before):
+            for task in sorted(self.tasks, key=lambda t: t.asset_id not in self.deferred_before):
                 yield from self._task_units(task)
         except GeneratorExit:
             raise
@@ -109,9 +141,9 @@ class WalletSync(UnitStream):
 
     def _task_units(self, task: WalletTask) -> Generator[Unit, Committed, None]:
         wallet = task.wallet
-        before = self.read_marks(wallet.name)
+        before = self.read_marks(task.asset_id)
         entry = SyncEntry(
-            sync_id=str(uuid.uuid4()), run_id=self.run_id, symbol=wallet.name, data_type=NEWEST,
+            sync_id=str(uuid.uuid4()), run_id=self.run_id, symbol=task.asset_id, data_type=NEWEST,
             source=None, started_at=datetime.now(UTC), requested_start=task.window.start,
             requested_end=task.window.end,
         )  # fmt: skip
@@ -124,18 +156,18 @@ class WalletSync(UnitStream):
             source = self.source_for(wallet, self.meter)
             entry.source = source.name
             start_balance = self.balance = source.units_balance()
-            for walk, downward, since in self._walks(result):
-                yield from self._walk_units(source, result, walk, downward, since)
+            for walk, kind in self._walks(result):
+                yield from self._walk_units(source, result, walk, kind)
         except (BudgetExhausted, UnitsExhausted) as exc:
             if isinstance(exc, UnitsExhausted):
                 why = f"DeBank refused the call: the account's units ran out ({exc})"
                 exc = BudgetExhausted(why, next_reset(self.now))
             result.error = exc
             entry.status, entry.error = SyncStatus.BUDGET_EXHAUSTED, str(exc)
-            self._info(f"{wallet.name}: stopped before the next call: {exc}", warning=True)
+            self._info(f"{task.asset_id}: stopped before the next call: {exc}", warning=True)
         except Exception as exc:
             _fail(result, exc)
-            self._info(f"{wallet.name}: {entry.error}", warning=True)
+            self._info(f"{task.asset_id}: {entry.error}", warning=True)
         else:
             entry.status = SyncStatus.SUCCESS
         entry.api_requests = self.meter.total - requests
@@ -144,54 +176,66 @@ class WalletSync(UnitStream):
         yield self._closing_unit(result)
 
     # -- what each wallet sync walks ----------------------------------------------------------
-    def _walks(self, result: WalletResult) -> Iterator[tuple[Walk, bool, datetime | None]]:
-        """(walk, whether it extends the stored history downward, the start of the span it
-        re-reads in full — for a walk from the top)."""
-        newest, oldest = result.before
+    def _walks(self, result: WalletResult) -> Iterator[tuple[Walk, Kind]]:
+        newest, oldest, gap = result.before
         window = result.task.window
         if newest is None or oldest is None:
-            yield Walk(cursor=None, stop_below=window.start.timestamp()), True, None
+            yield Walk(cursor=None, stop_below=window.start.timestamp()), Kind.FIRST
         else:
+            if gap is not None and gap.last_timestamp is not None:
+                low = float(gap.last_id or 0)
+                yield Walk(cursor=int(gap.last_timestamp.timestamp()), stop_below=low), Kind.GAP
             since = newest.last_timestamp - self.finality
-            yield Walk(cursor=None, stop_below=since.timestamp()), False, since
+            yield Walk(cursor=None, stop_below=since.timestamp()), Kind.TOP
             if window.start < oldest.last_timestamp:
                 cursor = int(oldest.last_timestamp.timestamp())
-                yield Walk(cursor=cursor, stop_below=window.start.timestamp()), True, None
+                yield Walk(cursor=cursor, stop_below=window.start.timestamp()), Kind.OLDER
         if self.reconcile_days:
             since = self.now - timedelta(days=self.reconcile_days)
-            yield Walk(cursor=None, stop_below=since.timestamp()), False, since
+            yield Walk(cursor=None, stop_below=since.timestamp()), Kind.RECONCILE
 
     def _walk_units(
-        self, source: WalletSource, result: WalletResult, walk: Walk, downward: bool, since
+        self, source: WalletSource, result: WalletResult, walk: Walk, kind: Kind
     ) -> Generator[Unit, Committed, None]:
-        wallet = result.task.wallet
-        first_sync = result.before[0] is None
+        """The walk's pages, each committed with the watermark moves it allows, then the unit
+        that ends the walk."""
+        asset = result.task.asset_id
         newest: Cursor | None = None
         for page in walk_back(
             lambda cursor: self._fetch(source, result, cursor), walk, source.page_limit
         ):
             rows, unit = self._page_unit(result, page)
-            moves: tuple[WatermarkMove, ...] = ()
             top = _newest(rows)
-            if downward:
-                moves = (
-                    self._move(wallet.name, OLDEST, Cursor(None, _at(walk.complete_from)), False),
-                )
-                if first_sync and newest is None and top is not None:
-                    moves += (self._move(wallet.name, NEWEST, top),)
             if top is not None and (newest is None or top.last_timestamp > newest.last_timestamp):
                 newest = top
+            reached = Cursor(None, _at(walk.complete_from))
+            moves: tuple[WatermarkMove, ...] = ()
+            if kind in (Kind.FIRST, Kind.OLDER):  # the history extends downward page by page
+                moves = (self._move(asset, OLDEST, reached, forward=False),)
+            if kind in (Kind.FIRST, Kind.TOP) and newest is not None:
+                moves += (self._move(asset, NEWEST, newest),)
+            if kind is Kind.TOP:  # until it ends, what lies below this page is still to read
+                moves += (self._gap(asset, walk.stop_below, reached.last_timestamp),)
+            if kind is Kind.GAP:
+                moves += (self._gap(asset, walk.stop_below, reached.last_timestamp),)
             committed = yield replace(unit, watermarks=moves)
             self._committed(result, committed)
         moves, writes = (), ()
-        if downward and walk.end is End.BEGINNING:
-            moves = (self._move(wallet.name, OLDEST, Cursor(None, BEGINNING), False),)
-        if not downward:
-            if newest is not None:
-                moves = (self._move(wallet.name, NEWEST, newest),)
-            writes = self._vanished(wallet, walk, since)
+        if kind in (Kind.FIRST, Kind.OLDER) and walk.end is End.BEGINNING:
+            moves = (self._move(asset, OLDEST, Cursor(None, BEGINNING), forward=False),)
+        if kind in (Kind.TOP, Kind.GAP):
+            moves = (self._gap(asset, None, None),)
+        if kind in (Kind.TOP, Kind.RECONCILE):
+            since = datetime.fromtimestamp(walk.stop_below, UTC)
+            writes = self._vanished(result.task, walk, since)
         committed = yield Unit(writes=writes, watermarks=moves, log=replace(result.entry))
         self._committed(result, committed)
+
+    @staticmethod
+    def _gap(asset: str, low: float | None, high: datetime | None) -> CursorMove:
+        """The span [low, high) a walk from the top still has to read (None, None: none)."""
+        low_id = None if low is None else str(int(low))
+        return CursorMove(asset, GAP, Cursor(low_id, high), Order.TIME, force=True)
 
     def _fetch(self, source: WalletSource, result: WalletResult, cursor: int | None) -> HistoryPage:
         """One paid call, stopped before it when the day's budget would not cover it."""
@@ -199,7 +243,7 @@ class WalletSync(UnitStream):
         budgeted = _budgeted(source)
         if budgeted:
             self.budget.check(self.now)
-        page = source.history(wallet.address, wallet.chains, cursor)
+        page = source.history(wallet.address, result.task.chains, cursor)
         result.calls += 1
         if budgeted and self.budget.per_day is not None:  # every call measured: an exact cap
             balance = source.units_balance()
@@ -208,18 +252,14 @@ class WalletSync(UnitStream):
             self.balance = balance
         return page
 
-    def _vanished(
-        self, wallet: WalletAccount, walk: Walk, since: datetime
-    ) -> tuple[TableWrite, ...]:
+    def _vanished(self, task: WalletTask, walk: Walk, since: datetime) -> tuple[TableWrite, ...]:
         """After re-reading ``[since, now)`` in full: what is stored there but was not seen is
-        gone (soft-deleted), chain by chain when the wallet names its chains."""
-        seen = pd.DataFrame([(wallet.name, c, t) for c, t in walk.seen], columns=ONCHAIN_KEY)
-        writes = []
-        for chain in wallet.chains or [None]:
-            equals = {"wallet": wallet.name} | ({"chain": chain} if chain else {})
-            scope = Scope(equals, "ts", since, _seconds(self.now) + timedelta(seconds=1))
-            writes.append(TableWrite(seen, mode=Mode.SOFT_DELETE_MISSING, scope=scope))
-        return tuple(writes)
+        gone (soft-deleted) — for the task's chain, or every chain of the wallet."""
+        name = task.wallet.name
+        seen = pd.DataFrame([(name, c, t) for c, t in walk.seen], columns=ONCHAIN_KEY)
+        equals = {"wallet": name} | ({"chain": task.chain} if task.chain else {})
+        scope = Scope(equals, "ts", since, _seconds(self.now) + timedelta(seconds=1))
+        return (TableWrite(seen, mode=Mode.SOFT_DELETE_MISSING, scope=scope),)
 
     @staticmethod
     def _move(asset_id: str, data_type: str, cursor: Cursor, forward: bool = True) -> CursorMove:
@@ -237,12 +277,13 @@ class WalletSync(UnitStream):
         writes = [TableWrite(rows)]
         if not rejected.empty:
             rejects = rejected_rows.rows(
-                rejected, symbol=wallet.name, data_type=NEWEST, source=result.entry.source,
-                fetched_at=fetched_at, run_id=self.run_id, sync_id=result.entry.sync_id,
+                rejected, symbol=result.task.asset_id, data_type=NEWEST,
+                source=result.entry.source, fetched_at=fetched_at, run_id=self.run_id,
+                sync_id=result.entry.sync_id, once=True,
             )  # fmt: skip
             writes.append(TableWrite(rejects, rejected_rows.SPEC, Mode.INSERT_NEW))
             self._info(
-                f"{wallet.name}: {len(rejects)} item(s) rejected "
+                f"{result.task.asset_id}: {len(rejects)} item(s) rejected "
                 f"({', '.join(sorted(set(rejected['reason'])))})",
                 warning=True,
             )
@@ -259,10 +300,11 @@ class WalletSync(UnitStream):
         result.changed += mine.updated - mine.restored
         result.restored += mine.restored
         result.deleted += committed.deleted_keys.get(TABLE, [])
-        name = result.task.wallet.name
+        name = result.task.asset_id
         newest = committed.watermarks.get((name, NEWEST), result.after[0])
         oldest = committed.watermarks.get((name, OLDEST), result.after[1])
-        result.after = (newest, oldest)  # type: ignore[assignment]
+        gap = committed.watermarks.get((name, GAP), result.after[2])
+        result.after = (newest, oldest, gap)  # type: ignore[assignment]
 
     def _closing_unit(self, result: WalletResult) -> Unit:
         """The wallet's last unit: its status, and its deferral recorded or cleared."""
@@ -288,7 +330,7 @@ class WalletSync(UnitStream):
         try:
             end = source.units_balance()
         except Exception as exc:  # noqa: BLE001 - the sync's own outcome matters more
-            self._info(f"{result.task.wallet.name}: could not read the units balance: {exc}", True)
+            self._info(f"{result.task.asset_id}: could not read the units balance: {exc}", True)
             return 0.0
         spent = max(0.0, start_balance - end) if end is not None else 0.0
         if self.budget.per_day is None and _budgeted(source):  # else recorded call by call
@@ -303,7 +345,7 @@ class WalletSync(UnitStream):
         ]
         for r in self.results:
             lines.append(
-                f"| {r.task.wallet.name} | {r.new} | {r.changed} | {len(r.deleted)} | "
+                f"| {r.task.asset_id} | {r.new} | {r.changed} | {len(r.deleted)} | "
                 f"{r.restored} | {r.calls} | {r.entry.api_units:g} | {r.entry.status} |"
             )
         meta: dict[str, Any] = {
@@ -361,7 +403,5 @@ def _fail(result: WalletResult, exc: BaseException) -> None:
 def _outcome(result: WalletResult) -> Outcome:
     error = result.error
     if isinstance(error, BudgetExhausted):
-        return Outcome(
-            f"{result.task.wallet.name} ({error})", error, error.until, "budget_exhausted"
-        )
-    return Outcome(result.task.wallet.name, error)
+        return Outcome(f"{result.task.asset_id} ({error})", error, error.until, "budget_exhausted")
+    return Outcome(result.task.asset_id, error)

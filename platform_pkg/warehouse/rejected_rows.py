@@ -4,7 +4,9 @@ Any source writes here: candles (``symbol`` is the symbol), exchange trades and 
 (``symbol`` is the asset id, ``<account>:<symbol>``). Written in the same transaction as the page
 they came with, so the count in ``sync_log`` and the rows here always agree. A row re-fetched in
 the same sync (a page that starts again at a boundary) is recorded once: ``reject_id`` is a
-digest of the sync, the row's time and its raw content.
+digest of the sync, the row's time and its raw content — or, for sources whose every sync re-reads
+its newest page (wallets), of the asset and the row alone, so a malformed item is recorded once
+whichever sync met it first.
 """
 
 from __future__ import annotations
@@ -43,12 +45,15 @@ def rows(
     fetched_at: datetime,
     run_id: str | None,
     sync_id: str,
+    once: bool = False,
 ) -> pd.DataFrame:
-    """The ``rejected_rows`` rows for ``rejected`` (columns ``ts``, ``raw``, ``reason``)."""
+    """The ``rejected_rows`` rows for ``rejected`` (columns ``ts``, ``raw``, ``reason``);
+    ``once``: one row per asset and raw row, whichever sync met it."""
     ts = pd.to_datetime(rejected["ts"], utc=True) if len(rejected) else pd.Series([], dtype=object)
     raw = rejected["raw"].astype(str).tolist()
+    scope = f"{symbol}|{data_type}" if once else sync_id
     ids = [
-        hashlib.sha256(f"{sync_id}|{'' if pd.isna(t) else t.isoformat()}|{r}".encode()).hexdigest()[
+        hashlib.sha256(f"{scope}|{'' if pd.isna(t) else t.isoformat()}|{r}".encode()).hexdigest()[
             :32
         ]
         for t, r in zip(ts, raw, strict=True)

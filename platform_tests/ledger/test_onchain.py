@@ -171,11 +171,6 @@ def test_a_status_flip_to_failed_turns_the_transfers_off_but_keeps_the_gas(con):
     assert positions == [("ETH-USDT", round(2.0 - 0.003, 9)), (f"eth:{USDC}", 0.0)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tokens map to platform symbols by ticker alone: an unverified contract calling "
-    "itself ETH (an impersonator DeBank did not flag as scam) is counted as ETH-USDT",
-)
 def test_an_unverified_token_with_a_coins_ticker_is_kept_by_its_token_id(con):
     fake = "0x" + "de" * 20
     TOKENS[fake] = {"id": fake, "chain": "eth", "symbol": "ETH", "optimized_symbol": "ETH",
