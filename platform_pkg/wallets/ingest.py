@@ -120,7 +120,8 @@ class WalletSync(UnitStream):
     spending: Callable[[], dict[str, float]] | None = None  # units today / this month, stored
     meter: RequestMeter = field(default_factory=RequestMeter)
     results: list[WalletResult] = field(default_factory=list)
-    balance: float | None = None
+    balance: float | None = None  # the current source's, to measure each call
+    remaining: float | None = None  # DeBank's units left after the last wallet
 
     def units(self) -> Generator[Unit, Committed, None]:
         try:
@@ -336,6 +337,8 @@ class WalletSync(UnitStream):
         if self.budget.per_day is None and _budgeted(source):  # else recorded call by call
             self.budget.spend(self.now, spent, result.calls)
         self.balance = end
+        if _budgeted(source):
+            self.remaining = end
         return spent
 
     def metadata(self) -> dict[str, Any]:
@@ -360,8 +363,8 @@ class WalletSync(UnitStream):
             "transactions_changed": sum(r.changed for r in self.results),
             "synced": "\n".join(lines),
         }
-        if self.balance is not None:
-            meta["units_remaining"] = float(self.balance)
+        if self.remaining is not None:  # DeBank's: the demo wallet's units are make-believe
+            meta["units_remaining"] = float(self.remaining)
         if self.spending is not None:
             meta |= {f"units_{k}": float(v) for k, v in self.spending().items()}
         if self.budget.per_day is not None:
