@@ -81,7 +81,7 @@ class Platform:
             "calls": len(self.fake.history_requests) - calls,
             "units": self.fake.charged - charged,
             "units_recorded": sum(r.entry.api_units for r in stream.results),
-            "new": sum(r.new for r in stream.results),
+            "new": sum(r.changes.new for r in stream.results),
             "wall_s": time.perf_counter() - started,
         }
 

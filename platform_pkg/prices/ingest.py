@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from platform_pkg.fetches import closing_unit, count, guarded
 from platform_pkg.market.candles import PRICE_TABLE_COLUMNS, ceil_time, interval_delta
 from platform_pkg.market.retry import SourceDeferred
 from platform_pkg.market.source import (
@@ -122,23 +123,14 @@ class PriceIngestion(UnitStream):
         return interval_delta(self.interval)
 
     def units(self) -> Generator[Unit, Committed, None]:
-        try:
-            yield from self._close_abandoned()
-            # Symbols deferred by an earlier run go first (stable: otherwise in partition order).
-            for window in sorted(self.windows, key=lambda w: w.symbol not in self.deferred_before):
-                yield from self._window_units(window)
-        except GeneratorExit:
-            raise
-        except BaseException as exc:  # interrupted (run cancelled): close what is still open
-            for result in self.results:
-                if result.entry.status == SyncStatus.RUNNING:
-                    entry = result.entry
-                    entry.status = SyncStatus.PARTIAL if entry.rows_inserted else SyncStatus.FAILED
-                    entry.error = f"{type(exc).__name__}: {exc}"
-                    entry.finished_at = datetime.now(UTC)
-                    yield Unit(log=entry)
-            raise
+        yield from guarded(self._all_units(), lambda: [r.entry for r in self.results])
         self._raise_for_failures()
+
+    def _all_units(self) -> Generator[Unit, Committed, None]:
+        yield from self._close_abandoned()
+        # Symbols deferred by an earlier run go first (stable: otherwise in partition order).
+        for window in sorted(self.windows, key=lambda w: w.symbol not in self.deferred_before):
+            yield from self._window_units(window)
 
     def _close_abandoned(self) -> Generator[Unit, Committed, None]:
         if self.run_ended is None:
@@ -281,41 +273,26 @@ class PriceIngestion(UnitStream):
         return Unit(writes=tuple(writes), watermarks=tuple(moves), log=replace(entry))
 
     def _closing_unit(self, result: WindowResult) -> Unit:
-        """The window's last unit: its final status, and its deferral recorded or cleared."""
-        entry = result.entry
-        writes = []
-        if entry.status == SyncStatus.RATE_LIMITED:
-            error: SourceDeferred = result.error  # type: ignore[assignment]
+        """The window's last unit: its final status, its deferral recorded or cleared, and when
+        its prices last moved."""
+        entry, error = result.entry, result.error
+        deferral = None
+        if isinstance(error, SourceDeferred):
             deferral = deferrals.Deferral(
-                entry.symbol,
-                self.data_type,
-                error.source,
-                error.until,
-                result.window.start,
-                result.window.end,
-                error.reason,
-                self.run_id,
-            )
-            writes.append(
-                TableWrite(
-                    deferral.row(datetime.now(UTC)), deferrals.SPEC, combine=deferrals.COMBINE
-                )
-            )
-        elif entry.status == SyncStatus.SUCCESS:
-            writes.append(
-                TableWrite(deferrals.key(entry.symbol, self.data_type), deferrals.SPEC, Mode.DELETE)
-            )
+                entry.symbol, self.data_type, error.source, error.until, result.window.start,
+                result.window.end, error.reason, self.run_id,
+            )  # fmt: skip
+        unit = closing_unit(entry, self.data_type, deferral)
         if result.after != result.before:
             # The tracked symbol says when its prices last moved (once a window, not per page).
             update = tracked.price_update(entry.symbol, datetime.now(UTC))
-            writes.append(TableWrite(update, tracked.SPEC, Mode.UPDATE_EXISTING))
-        return Unit(writes=tuple(writes), log=replace(entry))
+            unit = replace(
+                unit, writes=(*unit.writes, TableWrite(update, tracked.SPEC, Mode.UPDATE_EXISTING))
+            )
+        return unit
 
     def _committed(self, result: WindowResult, committed: Committed) -> None:
-        mine = committed.of(self.data_type)
-        result.entry.rows_inserted += mine.inserted
-        result.entry.rows_updated += mine.updated
-        result.entry.rows_rejected += committed.of(rejected_rows.SPEC.name).inserted
+        count(result.entry, committed, self.data_type)
         after = committed.watermarks.get((result.window.symbol, self.data_type), result.after)
         result.after = after  # type: ignore[assignment]
 

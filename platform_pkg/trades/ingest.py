@@ -21,6 +21,7 @@ import pandas as pd
 
 from platform_pkg.accounts.model import AccountError, ExchangeAccount
 from platform_pkg.accounts.resources import AccountProblem
+from platform_pkg.fetches import Changes, closing_unit, count, fail, guarded
 from platform_pkg.market.retry import SourceDeferred
 from platform_pkg.market.source import RequestMeter, UnknownSymbolError
 from platform_pkg.outcome import Outcome, raise_for_failures
@@ -65,10 +66,7 @@ class TaskResult:
     before: Cursor | None
     after: Cursor | None = None
     error: BaseException | None = None
-    new: int = 0
-    deleted: list[tuple] = field(default_factory=list)
-    restored: int = 0
-    changed: int = 0
+    changes: Changes = field(default_factory=Changes)
 
 
 @dataclass
@@ -90,17 +88,7 @@ class TradeSync(UnitStream):
     _sources: dict[str, TradeSource] = field(default_factory=dict)
 
     def units(self) -> Generator[Unit, Committed, None]:
-        try:
-            for task in sorted(self.tasks, key=lambda t: t.asset_id not in self.deferred_before):
-                yield from self._task_units(task)
-        except GeneratorExit:
-            raise
-        except BaseException as exc:  # interrupted (run cancelled): close what is still open
-            for result in self.results:
-                if result.entry.status == SyncStatus.RUNNING:
-                    _fail(result, exc)
-                    yield Unit(log=result.entry)
-            raise
+        yield from guarded(self._all_units(), lambda: [r.entry for r in self.results])
         raise_for_failures(
             [
                 Outcome(
@@ -112,6 +100,10 @@ class TradeSync(UnitStream):
             ]
             + [Outcome("the accounts file", AccountsFileError(e)) for e in self.file_errors]
         )
+
+    def _all_units(self) -> Generator[Unit, Committed, None]:
+        for task in sorted(self.tasks, key=lambda t: t.asset_id not in self.deferred_before):
+            yield from self._task_units(task)
 
     def _task_units(self, task: TradeTask) -> Generator[Unit, Committed, None]:
         if not task.explicit and not self._listed(task):
@@ -151,7 +143,8 @@ class TradeSync(UnitStream):
             entry.status, entry.error = SyncStatus.FAILED, str(exc)
             self._info(f"{task.asset_id}: not synced: {exc}", error=True)
         except Exception as exc:
-            _fail(result, exc)
+            result.error = exc
+            fail(entry, exc)
             self._info(f"{task.asset_id}: {entry.error}", warning=True)
         else:
             entry.status = SyncStatus.SUCCESS
@@ -240,10 +233,10 @@ class TradeSync(UnitStream):
         gone = TableWrite(keys, mode=Mode.SOFT_DELETE_MISSING, scope=scope)
         committed = yield Unit(writes=(gone,), log=replace(result.entry))
         self._committed(result, committed)
-        result.deleted = committed.deleted_keys.get(TABLE, [])
+        changes = result.changes
         self._info(
             f"{task.asset_id}: reconciled {start:%Y-%m-%d %H:%M}..{self.now:%Y-%m-%d %H:%M}: "
-            f"{result.changed} changed, {len(result.deleted)} deleted, {result.restored} restored"
+            f"{changes.changed} changed, {len(changes.deleted)} deleted, {changes.restored} restored"
         )
 
     def _page_unit(self, result: TaskResult, page: TradePage) -> Unit:
@@ -269,34 +262,20 @@ class TradeSync(UnitStream):
         return Unit(writes=tuple(writes), watermarks=page.moves, log=replace(result.entry))
 
     def _committed(self, result: TaskResult, committed: Committed) -> None:
-        mine = committed.of(TABLE)
-        entry = result.entry
-        entry.rows_inserted += mine.inserted
-        entry.rows_updated += mine.updated
-        entry.rows_deleted += mine.deleted
-        entry.rows_rejected += committed.of(rejected_rows.SPEC.name).inserted
-        result.new += mine.inserted
-        result.changed += mine.updated - mine.restored
-        result.restored += mine.restored
+        count(result.entry, committed, TABLE, result.changes)
         after = committed.watermarks.get((result.task.asset_id, paging.NEWEST))
         if isinstance(after, Cursor):
             result.after = after
 
     def _closing_unit(self, result: TaskResult) -> Unit:
         """The last unit of an (account, market): its status, its deferral recorded or cleared."""
-        entry, writes = result.entry, []
-        if entry.status == SyncStatus.RATE_LIMITED:
-            error: SourceDeferred = result.error  # type: ignore[assignment]
+        entry, error, deferral = result.entry, result.error, None
+        if isinstance(error, SourceDeferred):
             deferral = deferrals.Deferral(
                 entry.symbol, DATA_TYPE, error.source, error.until, result.task.window.start,
                 result.task.window.end, error.reason, self.run_id,
             )  # fmt: skip
-            row = deferral.row(datetime.now(UTC))
-            writes.append(TableWrite(row, deferrals.SPEC, combine=deferrals.COMBINE))
-        elif entry.status == SyncStatus.SUCCESS:
-            key = deferrals.key(entry.symbol, DATA_TYPE)
-            writes.append(TableWrite(key, deferrals.SPEC, Mode.DELETE))
-        return Unit(writes=tuple(writes), log=replace(entry))
+        return closing_unit(entry, DATA_TYPE, deferral)
 
     def metadata(self) -> dict[str, Any]:
         lines = [
@@ -305,7 +284,7 @@ class TradeSync(UnitStream):
         ]
         for r in self.results:
             lines.append(
-                f"| {r.task.account.name} | {r.task.symbol} | {r.task.reason} | {r.new} | "
+                f"| {r.task.account.name} | {r.task.symbol} | {r.task.reason} | {r.changes.new} | "
                 f"{_fmt(r.before)} → {_fmt(r.after)} | {r.entry.status} |"
             )
         meta: dict[str, Any] = {
@@ -318,12 +297,12 @@ class TradeSync(UnitStream):
             "synced": "\n".join(lines),
         }
         if self.reconcile_days:
-            deleted = [k for r in self.results for k in r.deleted]
+            deleted = [k for r in self.results for k in r.changes.deleted]
             meta |= {
                 "reconcile_days": self.reconcile_days,
-                "trades_changed": sum(r.changed for r in self.results),
+                "trades_changed": sum(r.changes.changed for r in self.results),
                 "trades_deleted": len(deleted),
-                "trades_restored": sum(r.restored for r in self.results),
+                "trades_restored": sum(r.changes.restored for r in self.results),
                 "deleted": "\n".join(f"- {a} {s} {t}" for a, s, t in deleted[:50]) or "none",
             }
         problems = [str(r.error) for r in self.results if isinstance(r.error, AccountProblem)]
@@ -336,14 +315,6 @@ class TradeSync(UnitStream):
         if self.log is not None:
             level = "error" if error else "warning" if warning else "info"
             getattr(self.log, level)(message)
-
-
-def _fail(result: TaskResult, exc: BaseException) -> None:
-    entry = result.entry
-    entry.status = SyncStatus.PARTIAL if entry.rows_inserted else SyncStatus.FAILED
-    entry.error = f"{type(exc).__name__}: {exc}"
-    entry.finished_at = datetime.now(UTC)
-    result.error = exc
 
 
 def _fmt(cursor: Cursor | None) -> str:

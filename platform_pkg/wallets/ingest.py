@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from platform_pkg.accounts.model import WalletAccount
+from platform_pkg.fetches import Changes, closing_unit, count, fail, guarded
 from platform_pkg.market.source import RequestMeter
 from platform_pkg.outcome import Outcome, raise_for_failures
 from platform_pkg.partitions import SymbolWindow
@@ -93,10 +94,7 @@ class WalletResult:
     before: Marks
     after: Marks
     error: BaseException | None = None
-    new: int = 0
-    changed: int = 0
-    deleted: list[tuple] = field(default_factory=list)
-    restored: int = 0
+    changes: Changes = field(default_factory=Changes)
     calls: int = 0
 
 
@@ -124,21 +122,15 @@ class WalletSync(UnitStream):
     remaining: float | None = None  # DeBank's units left after the last wallet
 
     def units(self) -> Generator[Unit, Committed, None]:
-        try:
-            for task in sorted(self.tasks, key=lambda t: t.asset_id not in self.deferred_before):
-                yield from self._task_units(task)
-        except GeneratorExit:
-            raise
-        except BaseException as exc:  # interrupted (run cancelled): close what is still open
-            for result in self.results:
-                if result.entry.status == SyncStatus.RUNNING:
-                    _fail(result, exc)
-                    yield Unit(log=result.entry)
-            raise
+        yield from guarded(self._all_units(), lambda: [r.entry for r in self.results])
         raise_for_failures(
             [_outcome(r) for r in self.results]
             + [Outcome("the accounts file", ValueError(e)) for e in self.file_errors]
         )
+
+    def _all_units(self) -> Generator[Unit, Committed, None]:
+        for task in sorted(self.tasks, key=lambda t: t.asset_id not in self.deferred_before):
+            yield from self._task_units(task)
 
     def _task_units(self, task: WalletTask) -> Generator[Unit, Committed, None]:
         wallet = task.wallet
@@ -167,7 +159,8 @@ class WalletSync(UnitStream):
             entry.status, entry.error = SyncStatus.BUDGET_EXHAUSTED, str(exc)
             self._info(f"{task.asset_id}: stopped before the next call: {exc}", warning=True)
         except Exception as exc:
-            _fail(result, exc)
+            result.error = exc
+            fail(entry, exc)
             self._info(f"{task.asset_id}: {entry.error}", warning=True)
         else:
             entry.status = SyncStatus.SUCCESS
@@ -291,16 +284,7 @@ class WalletSync(UnitStream):
         return rows, Unit(writes=tuple(writes), log=replace(result.entry))
 
     def _committed(self, result: WalletResult, committed: Committed) -> None:
-        mine = committed.of(TABLE)
-        entry = result.entry
-        entry.rows_inserted += mine.inserted
-        entry.rows_updated += mine.updated
-        entry.rows_deleted += mine.deleted
-        entry.rows_rejected += committed.of(rejected_rows.SPEC.name).inserted
-        result.new += mine.inserted
-        result.changed += mine.updated - mine.restored
-        result.restored += mine.restored
-        result.deleted += committed.deleted_keys.get(TABLE, [])
+        count(result.entry, committed, TABLE, result.changes)
         name = result.task.asset_id
         newest = committed.watermarks.get((name, NEWEST), result.after[0])
         oldest = committed.watermarks.get((name, OLDEST), result.after[1])
@@ -309,20 +293,13 @@ class WalletSync(UnitStream):
 
     def _closing_unit(self, result: WalletResult) -> Unit:
         """The wallet's last unit: its status, and its deferral recorded or cleared."""
-        entry, writes = result.entry, []
-        if entry.status == SyncStatus.BUDGET_EXHAUSTED:
-            error: BudgetExhausted = result.error  # type: ignore[assignment]
+        entry, error, deferral = result.entry, result.error, None
+        if isinstance(error, BudgetExhausted):
             deferral = deferrals.Deferral(
                 entry.symbol, NEWEST, entry.source, error.until, result.task.window.start,
                 result.task.window.end, error.reason[:500], self.run_id,
             )  # fmt: skip
-            row = deferral.row(datetime.now(UTC))
-            writes.append(TableWrite(row, deferrals.SPEC, combine=deferrals.COMBINE))
-        elif entry.status == SyncStatus.SUCCESS:
-            writes.append(
-                TableWrite(deferrals.key(entry.symbol, NEWEST), deferrals.SPEC, Mode.DELETE)
-            )
-        return Unit(writes=tuple(writes), log=replace(entry))
+        return closing_unit(entry, NEWEST, deferral)
 
     def _units_spent(self, source, start_balance, result: WalletResult) -> float:
         """Units this wallet's sync cost: the balance before it less the balance after it."""
@@ -348,8 +325,8 @@ class WalletSync(UnitStream):
         ]
         for r in self.results:
             lines.append(
-                f"| {r.task.asset_id} | {r.new} | {r.changed} | {len(r.deleted)} | "
-                f"{r.restored} | {r.calls} | {r.entry.api_units:g} | {r.entry.status} |"
+                f"| {r.task.asset_id} | {r.changes.new} | {r.changes.changed} | "
+                f"{len(r.changes.deleted)} | {r.changes.restored} | {r.calls} | {r.entry.api_units:g} | {r.entry.status} |"
             )
         meta: dict[str, Any] = {
             "wallets": len(self.results),
@@ -358,9 +335,9 @@ class WalletSync(UnitStream):
             "units_spent": float(sum(r.entry.api_units for r in self.results)),
             "rows_fetched": sum(r.entry.rows_fetched for r in self.results),
             "rows_rejected": sum(r.entry.rows_rejected for r in self.results),
-            "transactions_deleted": sum(len(r.deleted) for r in self.results),
-            "transactions_restored": sum(r.restored for r in self.results),
-            "transactions_changed": sum(r.changed for r in self.results),
+            "transactions_deleted": sum(len(r.changes.deleted) for r in self.results),
+            "transactions_restored": sum(r.changes.restored for r in self.results),
+            "transactions_changed": sum(r.changes.changed for r in self.results),
             "synced": "\n".join(lines),
         }
         if self.remaining is not None:  # DeBank's: the demo wallet's units are make-believe
@@ -393,14 +370,6 @@ def _newest(rows: pd.DataFrame) -> Cursor | None:
 
 def _at(second: int | None) -> datetime:
     return datetime.fromtimestamp(second or 0, UTC)
-
-
-def _fail(result: WalletResult, exc: BaseException) -> None:
-    entry = result.entry
-    entry.status = SyncStatus.PARTIAL if entry.rows_inserted else SyncStatus.FAILED
-    entry.error = f"{type(exc).__name__}: {exc}"
-    entry.finished_at = datetime.now(UTC)
-    result.error = exc
 
 
 def _outcome(result: WalletResult) -> Outcome:
