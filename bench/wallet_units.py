@@ -35,7 +35,7 @@ from platform_pkg.accounts.model import WalletAccount  # noqa: E402
 from platform_pkg.market.resources import MarketData  # noqa: E402
 from platform_pkg.partitions import SymbolWindow  # noqa: E402
 from platform_pkg.wallets.assets import _read_marks, onchain_transactions  # noqa: E402
-from platform_pkg.wallets.ingest import WalletSync, tasks_for  # noqa: E402
+from platform_pkg.wallets.ingest import WalletSync, WalletTask  # noqa: E402
 from platform_pkg.wallets.resources import Debank  # noqa: E402
 from platform_pkg.warehouse.io_manager import DuckDBUpsertIOManager, table_spec  # noqa: E402
 from platform_pkg.warehouse.resources import Warehouse  # noqa: E402
@@ -66,7 +66,7 @@ class Platform:
         debank = Debank(api_url=self.fake.url, access_key=ACCESS_KEY)
         window = SymbolWindow("bench", START - timedelta(days=1), now)
         stream = WalletSync(
-            tasks=tasks_for(self.wallet, window),
+            tasks=[WalletTask(self.wallet, window)],
             source_for=lambda wallet, meter: debank.source(market, wallet, meter),
             read_marks=lambda name: _read_marks(self.warehouse, name),
             now=now,

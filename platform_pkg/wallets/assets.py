@@ -12,7 +12,7 @@ from platform_pkg.partitions import wallet_date_partitions, windows_for_context
 from platform_pkg.prices.assets import WAREHOUSE_POOL
 from platform_pkg.prices.schedules import RefreshSettings
 from platform_pkg.trades.markets import merged_windows
-from platform_pkg.wallets.ingest import GAP, NEWEST, OLDEST, TABLE, WalletSync, tasks_for
+from platform_pkg.wallets.ingest import MARKS, NEWEST, TABLE, WalletSync, WalletTask
 from platform_pkg.wallets.resources import Debank
 from platform_pkg.wallets.rows import ONCHAIN_COLUMNS, ONCHAIN_KEY
 from platform_pkg.warehouse import deferrals, watermarks
@@ -90,7 +90,7 @@ def onchain_transactions(
             if file is not None and not any(window.symbol == e.account for e in file.errors):
                 errors.append(f"{path}: no [[wallet]] named {window.symbol!r} in the file any more")
             continue
-        tasks += tasks_for(wallet, window)
+        tasks.append(WalletTask(wallet, window))
     for error in errors:
         context.log.error(error)
     with warehouse.connection() as con:
@@ -113,7 +113,7 @@ def onchain_transactions(
 
 def _read_marks(warehouse: Warehouse, asset_id: str):
     with warehouse.connection() as con:
-        return tuple(watermarks.read_cursor(con, asset_id, dt) for dt in (NEWEST, OLDEST, GAP))
+        return tuple(watermarks.read_cursor(con, asset_id, dt) for dt in MARKS)
 
 
 def _spending(warehouse: Warehouse) -> dict[str, float]:

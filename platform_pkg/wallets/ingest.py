@@ -47,34 +47,44 @@ from platform_pkg.warehouse.watermarks import Cursor, CursorMove, Order, Waterma
 TABLE = "onchain_transactions"
 # The newest stored transaction, where the history is complete from, and — while a walk from the
 # top was cut short (a budget, a killed run) — the span it still has to read: [low, high).
-NEWEST, OLDEST, GAP = "onchain", "onchain_oldest", "onchain_gap"
+# And the chains the history is complete for (``last_id``: "eth,arb"; "*" for every chain).
+NEWEST, OLDEST, GAP, CHAINS = "onchain", "onchain_oldest", "onchain_gap", "onchain_chains"
+MARKS = (NEWEST, OLDEST, GAP, CHAINS)
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
-Marks = tuple[Cursor | None, Cursor | None, Cursor | None]  # (newest, oldest, gap)
+Marks = tuple[Cursor | None, Cursor | None, Cursor | None, Cursor | None]
 
 
 @dataclass(frozen=True)
 class WalletTask:
-    """One history to sync: a wallet's chain (watermarks ``<wallet>:<chain>``) when the wallet
-    names its chains — each fetched on its own, so an added chain gets its whole history — else
-    all its chains in one call a page (watermarks per wallet)."""
+    """One history to sync: a wallet, all its chains in one call a page (watermarks per wallet).
+    A chain added to a wallet later is first read back on its own (``backfill``, watermarks
+    ``<wallet>+<chains>``) and then joins the wallet's."""
 
     wallet: WalletAccount
     window: SymbolWindow
-    chain: str | None = None
+    backfill: tuple[str, ...] = ()
 
     @property
     def asset_id(self) -> str:
-        return f"{self.wallet.name}:{self.chain}" if self.chain else self.wallet.name
+        return (
+            f"{self.wallet.name}+{'+'.join(self.backfill)}" if self.backfill else self.wallet.name
+        )
 
     @property
     def chains(self) -> tuple[str, ...] | None:
-        return (self.chain,) if self.chain else None
+        return self.backfill or self.wallet.chains
 
 
-def tasks_for(wallet: WalletAccount, window: SymbolWindow) -> list[WalletTask]:
-    if wallet.chains:
-        return [WalletTask(wallet, window, chain) for chain in wallet.chains]
-    return [WalletTask(wallet, window)]
+def chain_set(chains: tuple[str, ...] | None) -> str:
+    return ",".join(sorted(chains)) if chains else "*"
+
+
+def added_chains(wallet: WalletAccount, stored: Cursor | None) -> tuple[str, ...]:
+    """The chains ``wallet`` names that its stored history does not cover yet."""
+    if stored is None or not stored.last_id or stored.last_id == "*" or not wallet.chains:
+        return ()
+    have = set(stored.last_id.split(","))
+    return tuple(c for c in wallet.chains if c not in have)
 
 
 class Kind(StrEnum):
@@ -130,6 +140,10 @@ class WalletSync(UnitStream):
 
     def _all_units(self) -> Generator[Unit, Committed, None]:
         for task in sorted(self.tasks, key=lambda t: t.asset_id not in self.deferred_before):
+            added = added_chains(task.wallet, self.read_marks(task.asset_id)[3])
+            if added:
+                self._info(f"{task.asset_id}: chains {', '.join(added)} added: reading them back")
+                yield from self._task_units(replace(task, backfill=added))
             yield from self._task_units(task)
 
     def _task_units(self, task: WalletTask) -> Generator[Unit, Committed, None]:
@@ -171,7 +185,7 @@ class WalletSync(UnitStream):
 
     # -- what each wallet sync walks ----------------------------------------------------------
     def _walks(self, result: WalletResult) -> Iterator[tuple[Walk, Kind]]:
-        newest, oldest, gap = result.before
+        newest, oldest, gap, _ = result.before
         window = result.task.window
         if newest is None or oldest is None:
             yield Walk(cursor=None, stop_below=window.start.timestamp()), Kind.FIRST
@@ -208,6 +222,8 @@ class WalletSync(UnitStream):
                 moves = (self._move(asset, OLDEST, reached, forward=False),)
             if kind in (Kind.FIRST, Kind.TOP) and newest is not None:
                 moves += (self._move(asset, NEWEST, newest),)
+            if kind is Kind.FIRST and not result.task.backfill:
+                moves += (self._chains(asset, result.task.wallet.chains),)
             if kind is Kind.TOP:  # until it ends, what lies below this page is still to read
                 moves += (self._gap(asset, walk.stop_below, reached.last_timestamp),)
             if kind is Kind.GAP:
@@ -217,6 +233,10 @@ class WalletSync(UnitStream):
         moves, writes = (), ()
         if kind in (Kind.FIRST, Kind.OLDER) and walk.end is End.BEGINNING:
             moves = (self._move(asset, OLDEST, Cursor(None, BEGINNING), forward=False),)
+        if kind is Kind.FIRST:  # the history is complete for these chains from now on
+            moves += (self._chains(result.task.wallet.name, result.task.wallet.chains),)
+        if kind is Kind.TOP and (kept := self._kept_chains(result)) is not None:
+            moves += (self._chains(result.task.wallet.name, kept),)
         if kind in (Kind.TOP, Kind.GAP):
             moves = (self._gap(asset, None, None),)
         if kind in (Kind.TOP, Kind.RECONCILE):
@@ -224,6 +244,21 @@ class WalletSync(UnitStream):
             writes = self._vanished(result.task, walk, since)
         committed = yield Unit(writes=writes, watermarks=moves, log=replace(result.entry))
         self._committed(result, committed)
+
+    @staticmethod
+    def _kept_chains(result: WalletResult) -> tuple[str, ...] | None:
+        """The stored chains the wallet still names, when it dropped some (so a chain named
+        again later is read back for the time it was not synced); None: nothing to change."""
+        stored, named = result.before[3], result.task.wallet.chains
+        if stored is None or not stored.last_id or stored.last_id == "*" or not named:
+            return None
+        have = stored.last_id.split(",")
+        kept = tuple(c for c in have if c in named)
+        return kept if len(kept) < len(have) else None
+
+    @staticmethod
+    def _chains(name: str, chains: tuple[str, ...] | None) -> CursorMove:
+        return CursorMove(name, CHAINS, Cursor(chain_set(chains), None), Order.TIME, force=True)
 
     @staticmethod
     def _gap(asset: str, low: float | None, high: datetime | None) -> CursorMove:
@@ -248,11 +283,13 @@ class WalletSync(UnitStream):
 
     def _vanished(self, task: WalletTask, walk: Walk, since: datetime) -> tuple[TableWrite, ...]:
         """After re-reading ``[since, now)`` in full: what is stored there but was not seen is
-        gone (soft-deleted) — for the task's chain, or every chain of the wallet."""
+        gone (soft-deleted) — on the chains read, or every chain of the wallet."""
         name = task.wallet.name
         seen = pd.DataFrame([(name, c, t) for c, t in walk.seen], columns=ONCHAIN_KEY)
-        equals = {"wallet": name} | ({"chain": task.chain} if task.chain else {})
-        scope = Scope(equals, "ts", since, _seconds(self.now) + timedelta(seconds=1))
+        within = {"chain": list(task.chains)} if task.chains else {}
+        scope = Scope(
+            {"wallet": name}, "ts", since, _seconds(self.now) + timedelta(seconds=1), within
+        )
         return (TableWrite(seen, mode=Mode.SOFT_DELETE_MISSING, scope=scope),)
 
     @staticmethod
@@ -286,10 +323,10 @@ class WalletSync(UnitStream):
     def _committed(self, result: WalletResult, committed: Committed) -> None:
         count(result.entry, committed, TABLE, result.changes)
         name = result.task.asset_id
-        newest = committed.watermarks.get((name, NEWEST), result.after[0])
-        oldest = committed.watermarks.get((name, OLDEST), result.after[1])
-        gap = committed.watermarks.get((name, GAP), result.after[2])
-        result.after = (newest, oldest, gap)  # type: ignore[assignment]
+        result.after = tuple(  # type: ignore[assignment]
+            committed.watermarks.get((name, dt), was)
+            for dt, was in zip(MARKS, result.after, strict=True)
+        )
 
     def _closing_unit(self, result: WalletResult) -> Unit:
         """The wallet's last unit: its status, and its deferral recorded or cleared."""

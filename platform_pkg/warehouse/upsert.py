@@ -274,19 +274,23 @@ def delete_keys(
 
 @dataclass(frozen=True)
 class Scope:
-    """A slice of a table: columns equal to values, and a time column inside ``[start, end)``."""
+    """A slice of a table: columns equal to values (or, ``within``, one of several), and a time
+    column inside ``[start, end)``."""
 
     equals: Mapping[str, Any]
     time_column: str
     start: datetime
     end: datetime
+    within: Mapping[str, Sequence[Any]] = field(default_factory=dict)
 
     def sql(self, alias: str) -> tuple[str, list[Any]]:
-        for ident in (*self.equals, self.time_column):
+        for ident in (*self.equals, *self.within, self.time_column):
             _check_ident(ident)
         clauses = [f"{alias}.{q(c)} = ?" for c in self.equals]
+        clauses += [f"list_contains(?, {alias}.{q(c)})" for c in self.within]
         clauses += [f"{alias}.{q(self.time_column)} >= ?", f"{alias}.{q(self.time_column)} < ?"]
-        return " AND ".join(clauses), [*self.equals.values(), self.start, self.end]
+        params = [*self.equals.values(), *(list(v) for v in self.within.values())]
+        return " AND ".join(clauses), [*params, self.start, self.end]
 
 
 def soft_delete_missing(

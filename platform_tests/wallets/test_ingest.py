@@ -193,7 +193,7 @@ def start_times(fake: FakeDebank, since: int = 0) -> list[int | None]:
     return [int(s) if s is not None else None for s in found]
 
 
-def log_rows(path: Path, name: str = "hot:eth") -> list[tuple]:
+def log_rows(path: Path, name: str = "hot") -> list[tuple]:
     """(status, api_requests, api_units, rows_inserted, rows_rejected, error) per sync."""
     return rows(
         path,
@@ -203,7 +203,7 @@ def log_rows(path: Path, name: str = "hot:eth") -> list[tuple]:
     )
 
 
-def marks(path: Path, name: str = "hot:eth") -> dict[str, tuple]:
+def marks(path: Path, name: str = "hot") -> dict[str, tuple]:
     found = rows(
         path,
         "SELECT data_type, last_id, last_timestamp FROM ingestion_state WHERE asset_id = ?",
@@ -285,20 +285,17 @@ def test_one_chain_asks_history_list_several_all_history_list_and_none_every_cha
             }
         )
 
-    # Named chains are fetched one by one, each with its own watermarks (so a chain added later
-    # gets its whole history); a wallet naming none is fetched whole, one call a page.
     assert asked("one") == [(HISTORY, "eth", None, "20")]
-    assert asked("two") == [(HISTORY, "arb", None, "20"), (HISTORY, "eth", None, "20")]
+    assert asked("two") == [(ALL_HISTORY, None, "eth,arb", "20")]
     assert asked("all") == [(ALL_HISTORY, None, None, "20")]
     assert_holds_exactly(warehouse_file, held["all"], "all")
     assert_holds_exactly(warehouse_file, [i for i in held["one"] if i["chain"] == "eth"], "one")
     two = [i for i in held["two"] if i["chain"] in ("eth", "arb")]
     assert_holds_exactly(warehouse_file, two, "two")
     # Each wallet's units are what the server charged for its calls (all_history_list: 20).
-    assets = {"all": ["all"], "one": ["one:eth"], "two": ["two:arb", "two:eth"]}
     for name, address in addresses.items():
         charged = sum(c.units for c in debank.charges if c.address == address)
-        assert sum(log_rows(warehouse_file, a)[0][2] for a in assets[name]) == charged > 0
+        assert log_rows(warehouse_file, name)[0][2] == charged > 0
     assert {c.units for c in debank.charges if c.address == addresses["all"]} == {20}
 
 
@@ -340,7 +337,7 @@ def test_units_recorded_are_the_units_the_server_charged(
     # first sync and incremental tests check those units).
     budget = 10_000.0
     items = hold(debank, 70, chains=("eth", "arb"))
-    accounts = write_accounts(tmp_path, wallet(chains=None))  # every chain: one call a page
+    accounts = write_accounts(tmp_path, wallet(chains=("eth", "arb")))
     spent = []
     for moment in (NOW, NOW + timedelta(hours=2)):
         if moment > NOW:
@@ -350,7 +347,7 @@ def test_units_recorded_are_the_units_the_server_charged(
                        accounts=accounts)  # fmt: skip
         spent.append(debank.charged - charged)
         assert meta["units_spent"] == spent[-1] == 20 * meta["history_calls"]  # all_history_list
-        assert log_rows(warehouse_file, "hot")[-1][2] == spent[-1]
+        assert log_rows(warehouse_file)[-1][2] == spent[-1]
         assert meta["units_remaining"] == debank.balance
         assert meta["units_today"] == meta["units_this_month"] == sum(spent)
     assert spent[1] == 20  # one call: the new transaction and the finality re-read
@@ -388,7 +385,7 @@ def test_a_spent_budget_stops_before_the_call_keeps_what_was_fetched_and_the_nex
         "SELECT symbol, data_type, source, retry_after, requested_start, requested_end, reason "
         "FROM deferred_fetches",
     )
-    assert [d[:6] for d in deferred] == [("hot:eth", "onchain", "debank", MIDNIGHT, *WINDOW)]
+    assert [d[:6] for d in deferred] == [("hot", "onchain", "debank", MIDNIGHT, *WINDOW)]
     assert "PLATFORM_DEBANK_UNITS_BUDGET" in deferred[0][6]
 
     # The same day: not one more call.
@@ -422,7 +419,7 @@ def test_debanks_own_403_takes_the_budget_path_and_a_recharge_resumes(
     assert "units ran out" in message and "capacity limit" in message
     assert log_rows(warehouse_file)[0][0] == "budget_exhausted"
     (deferred,) = rows(warehouse_file, "SELECT symbol, retry_after FROM deferred_fetches")
-    assert deferred == ("hot:eth", MIDNIGHT)
+    assert deferred == ("hot", MIDNIGHT)
     oldest = marks(warehouse_file)["onchain_oldest"][1]
     assert oldest == at(items[38]) + timedelta(seconds=1)
     assert_holds_exactly(warehouse_file, items[:39])
@@ -487,9 +484,9 @@ def test_malformed_items_are_rejected_with_a_reason_and_the_rest_stored(
         "SELECT symbol, data_type, source, ts, reason, raw FROM rejected_rows ORDER BY reason",
     )
     assert [r[:5] for r in rejected] == [
-        ("hot:eth", "onchain", "debank", at(negative), "a receive amount -5.0 is negative or not finite"),
-        ("hot:eth", "onchain", "debank", None, "no usable time_at ('soon')"),
-        ("hot:eth", "onchain", "debank", None, "no usable time_at (None)"),
+        ("hot", "onchain", "debank", at(negative), "a receive amount -5.0 is negative or not finite"),
+        ("hot", "onchain", "debank", None, "no usable time_at ('soon')"),
+        ("hot", "onchain", "debank", None, "no usable time_at (None)"),
     ]  # fmt: skip
     assert [r[5].count('"id": "0x0') for r in rejected] == [1, 1, 1]
     assert meta["rows_rejected"] == 3 and log_rows(warehouse_file)[0][4] == 3
@@ -680,7 +677,7 @@ def test_bad_wallets_in_the_accounts_file_fail_the_run_by_name_and_field_after_t
     assert "wallet account 'typo', field 'chains'" in message and "did you mean 'eth'" in message
     assert_holds_exactly(warehouse_file, items)
     assert rows(warehouse_file, "SELECT DISTINCT symbol, status FROM sync_log") == [
-        ("hot:eth", "success")
+        ("hot", "success")
     ]
     assert {r.query["id"] for r in debank.history_requests} == {ADDRESS}
 
@@ -702,7 +699,7 @@ def test_without_an_access_key_debank_wallets_fail_by_name_and_demo_wallets_sync
     assert debank.requests == []
     assert len(stored(warehouse_file, "demo-wallet")) > 0
     statuses = dict(rows(warehouse_file, "SELECT symbol, status FROM sync_log"))
-    assert statuses == {"demo-wallet": "success", "hot:eth": "failed"}
+    assert statuses == {"demo-wallet": "success", "hot": "failed"}
 
 
 def test_the_demo_wallets_make_believe_units_leave_the_debank_budget_alone(
@@ -808,3 +805,24 @@ def test_a_malformed_item_read_again_by_later_syncs_is_rejected_once(
         sync(instance, warehouse_file, tmp_path, debank, now=NOW + timedelta(hours=hours))
     assert [r[4] for r in log_rows(warehouse_file)] == [1, 0]
     assert rows(warehouse_file, "SELECT count(*) FROM rejected_rows") == [(1,)]
+
+
+def test_a_chain_dropped_keeps_its_rows_and_named_again_is_read_back(
+    instance, warehouse_file, tmp_path, debank
+):
+    items = hold(debank, 40, chains=("eth", "arb"))
+    write_accounts(tmp_path, wallet(chains=("eth", "arb")))
+    sync(instance, warehouse_file, tmp_path, debank)
+    assert_holds_exactly(warehouse_file, items)
+    # arb dropped: its stored rows are not the finality re-read's to delete.
+    write_accounts(tmp_path, wallet(chains=("eth",)))
+    later = NOW + timedelta(hours=3)
+    new = {**items[0], "id": "0x" + "88" * 32, "chain": "arb", "time_at": later.timestamp() - 60}
+    debank.add(new)
+    sync(instance, warehouse_file, tmp_path, debank, now=later)
+    assert stored(warehouse_file, deleted=True).empty
+    assert new["id"] not in set(stored(warehouse_file)["tx_id"])
+    # arb named again: what it missed meanwhile is read back.
+    write_accounts(tmp_path, wallet(chains=("eth", "arb")))
+    sync(instance, warehouse_file, tmp_path, debank, now=later)
+    assert_holds_exactly(warehouse_file, items + [new])
