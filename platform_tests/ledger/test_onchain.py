@@ -32,7 +32,10 @@ USDC, ZRKL, JUNK = ETH["usdc"]["id"], ETH["obscure"]["id"], ETH["junk"]["id"]
 TOKENS = {t["id"]: t for t in [*ETH.values(), *ARB.values()] if t["id"] not in ("eth", "arb")}
 TOKENS |= {"eth": ETH["native"], "arb": ARB["native"]}
 WETH = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
-TOKENS[WETH] = {"id": WETH, "chain": "eth", "symbol": "WETH", "optimized_symbol": "WETH"}
+TOKENS[WETH] = {
+    "id": WETH, "chain": "eth", "symbol": "WETH", "optimized_symbol": "WETH", "is_verified": True,
+    "is_core": True,
+}  # fmt: skip
 
 
 def tx(tx_id, day, *, sends=(), receives=(), payer=WALLET, gas=0.001, chain="eth", status=1,
