@@ -363,7 +363,8 @@ class WalletSync(UnitStream):
         for r in self.results:
             lines.append(
                 f"| {r.task.asset_id} | {r.changes.new} | {r.changes.changed} | "
-                f"{len(r.changes.deleted)} | {r.changes.restored} | {r.calls} | {r.entry.api_units:g} | {r.entry.status} |"
+                f"{len(r.changes.deleted)} | {r.changes.restored} | {r.calls} | "
+                f"{r.entry.api_units:g} | {r.entry.status} |"
             )
         meta: dict[str, Any] = {
             "wallets": len(self.results),

@@ -13,7 +13,7 @@ empty page (the wallet's beginning) or the stop bound is. No Dagster, no warehou
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -91,7 +91,3 @@ def walk_back(fetch: Fetch, walk: Walk, page_limit: int) -> Iterator[HistoryPage
             # Everything up to here was seen, the boundary second included.
             walk.cursor = boundary
             walk.complete_from = boundary
-
-
-def chains_of(items: Sequence[Item]) -> set[str]:
-    return {str(i.get("chain")) for i in items}

@@ -49,8 +49,8 @@ def rows(
 ) -> pd.DataFrame:
     """The ``rejected_rows`` rows for ``rejected`` (columns ``ts``, ``raw``, ``reason``);
     ``once``: one row per asset and raw row, whichever sync met it."""
-    ts = pd.to_datetime(rejected["ts"], utc=True) if len(rejected) else pd.Series([], dtype=object)
-    raw = rejected["raw"].astype(str).tolist()
+    ts = pd.to_datetime(rejected["ts"].reset_index(drop=True), utc=True)
+    raw = rejected["raw"].astype(str).reset_index(drop=True)
     scope = f"{symbol}|{data_type}" if once else sync_id
     ids = [
         hashlib.sha256(f"{scope}|{'' if pd.isna(t) else t.isoformat()}|{r}".encode()).hexdigest()[
@@ -63,15 +63,13 @@ def rows(
             "symbol": symbol,
             "data_type": data_type,
             "source": source,
-            "ts": ts.reset_index(drop=True) if len(rejected) else pd.Series([], dtype=object),
+            "ts": ts,
             "raw": raw,
-            "reason": rejected["reason"].astype(str).tolist(),
-            "fetched_at": fetched_at,
+            "reason": rejected["reason"].astype(str).reset_index(drop=True),
+            "fetched_at": pd.Timestamp(fetched_at),
             "run_id": run_id,
             "sync_id": sync_id,
-            "reject_id": ids,
+            "reject_id": pd.Series(ids, dtype=object),
         }
     )
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    frame["fetched_at"] = pd.to_datetime(frame["fetched_at"], utc=True)
     return frame

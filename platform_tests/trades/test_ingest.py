@@ -19,7 +19,7 @@ from platform_pkg.market.candles import to_ms
 from platform_pkg.market.demo import DEMO_LISTINGS, DemoMarket
 from platform_pkg.prices.schedules import RefreshSettings
 from platform_pkg.trades.assets import exchange_trades
-from platform_tests.conftest import NOW, range_tags, resources_for, rows
+from platform_tests.conftest import NOW, range_tags, resources_for, rows, warehouse_text
 from platform_tests.fakes.binance import DAY_MS, FakeBinance, make_trades
 from platform_tests.fakes.market import clear_market_env, failure_message, real_market
 from platform_tests.fakes.server import HTML_503, Fault
@@ -443,16 +443,6 @@ def test_malformed_trades_are_rejected_and_the_rest_of_the_page_stored(
 
 
 # -- secrets -----------------------------------------------------------------------------------
-
-
-def warehouse_text(path: Path) -> str:
-    """Every text-like value of every table of the warehouse, joined."""
-    tables = rows(path, "SELECT table_name FROM information_schema.tables")
-    parts = []
-    for (table,) in tables:
-        found = rows(path, f'SELECT * FROM "{table}"')  # noqa: S608 - names from the catalogue
-        parts += [str(v) for row in found for v in row]
-    return "\n".join(parts)
 
 
 def test_the_api_key_and_secret_never_reach_logs_metadata_errors_or_the_warehouse(

@@ -19,7 +19,7 @@ from platform_pkg.accounts.resources import Accounts
 from platform_pkg.prices.schedules import RefreshSettings
 from platform_pkg.wallets.assets import onchain_transactions
 from platform_pkg.wallets.resources import BUDGET_ENV, RATE_ENV, URL_ENV, Debank
-from platform_tests.conftest import NOW, resources_for, rows
+from platform_tests.conftest import NOW, resources_for, rows, warehouse_text
 from platform_tests.fakes.debank import (
     ACCESS_KEY,
     ALL_HISTORY,
@@ -723,16 +723,6 @@ def test_the_demo_wallets_make_believe_units_leave_the_debank_budget_alone(
 
 
 # -- secrets -----------------------------------------------------------------------------------
-
-
-def warehouse_text(path: Path) -> str:
-    """Every value of every table of the warehouse, joined."""
-    tables = rows(path, "SELECT table_name FROM information_schema.tables")
-    parts = []
-    for (table,) in tables:
-        found = rows(path, f'SELECT * FROM "{table}"')  # noqa: S608 - names from the catalogue
-        parts += [str(v) for row in found for v in row]
-    return "\n".join(parts)
 
 
 def test_the_access_key_never_reaches_logs_metadata_errors_or_the_warehouse(
