@@ -141,6 +141,13 @@ class MarketData(dg.ConfigurableResource):
     def settings(self) -> MarketSettings:
         return resolve({name: getattr(self, name) for name in ENV})
 
+    def source_name(self, symbol: str, asset_class: str | None = None) -> str:
+        """The name of the source that serves ``symbol`` ("demo", "ccxt", "coingecko",
+        "yfinance"), from the settings alone: no source is built."""
+        settings = self.settings()
+        crypto = (asset_class or asset_class_of(symbol)) in CRYPTO_CLASSES
+        return settings.crypto_source if crypto else settings.stock_source
+
     def source_for(self, symbol: str, meter: RequestMeter) -> PriceSource:
         settings = self.settings()
         asset_class = asset_class_of(symbol)

@@ -8,51 +8,29 @@ usually one block, so one run per tick.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from platform_pkg.market.candles import floor_time
-from platform_pkg.market.demo import ALWAYS, DEMO_LISTINGS, FUTURES, FX, US_EQUITY, Session
+from platform_pkg.market.calendars import calendar_for
 
-HOUR = timedelta(hours=1)
-_SESSION_BY_CLASS = {
-    "crypto": ALWAYS,
-    "stock": US_EQUITY,
-    "etf": US_EQUITY,
-    "fx": FX,
-    "commodity": FUTURES,
-}
+SourceOf = Callable[[str, str | None], str]
 
 
-def session_of(symbol: str, asset_class: str | None) -> Session:
-    """When ``symbol``'s market prints candles (UTC): its listing's session, else its class's."""
-    if symbol in DEMO_LISTINGS:
-        return DEMO_LISTINGS[symbol].session
-    return _SESSION_BY_CLASS.get(asset_class or "", ALWAYS)
+def open_symbols(
+    active: dict[str, str], start: datetime, end: datetime, source_of: SourceOf
+) -> list[str]:
+    """The active symbols (symbol → asset class) whose market traded during ``(start, end]``.
 
-
-def in_session(session: Session, candle_open: datetime) -> bool:
-    if session.weekdays_only and candle_open.weekday() >= 5:
-        return False
-    return session.first_hour <= candle_open.hour < session.end_hour
-
-
-def traded_between(session: Session, start: datetime, end: datetime) -> bool:
-    """Whether an hourly candle of ``session`` was trading at some moment of ``(start, end]``."""
-    moment = floor_time(start, "1h")
-    while moment < end:
-        if in_session(session, moment):
-            return True
-        moment += HOUR
-    return False
-
-
-def open_symbols(active: dict[str, str], start: datetime, end: datetime) -> list[str]:
-    """The active symbols (symbol → asset class) whose market traded during ``(start, end]``."""
-    return [
-        s for s, cls in sorted(active.items()) if traded_between(session_of(s, cls), start, end)
-    ]
+    ``source_of(symbol, asset_class)`` names the source that serves the symbol: the demo market
+    keeps its own sessions, every real one trades on its exchange's calendar.
+    """
+    wanted = []
+    for symbol, asset_class in sorted(active.items()):
+        calendar = calendar_for(symbol, asset_class, source_of(symbol, asset_class))
+        if calendar.traded_between(start, end):
+            wanted.append(symbol)
+    return wanted
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,8 @@ def intraday_refresh(
         # Only a partition for today lets a run fetch today's candles.
         return dg.SkipReason(f"there is no date partition for {now.date()} yet (last: {last_key})")
     active = _active(warehouse)
-    wanted = open_symbols(active, now - timedelta(minutes=INTRADAY_MINUTES), now)
+    since = now - timedelta(minutes=INTRADAY_MINUTES)
+    wanted = open_symbols(active, since, now, market.source_name)
     return block_requests(context, "intraday_refresh", wanted, now.date(), now.date(), active, now)
 
 
@@ -92,7 +93,7 @@ def daily_close(context: dg.ScheduleEvaluationContext, market: MarketData, wareh
         return skip
     yesterday = now.date() - timedelta(days=1)
     active = _active(warehouse)
-    wanted = open_symbols(active, day_start(yesterday), day_start(now.date()))
+    wanted = open_symbols(active, day_start(yesterday), day_start(now.date()), market.source_name)
     return block_requests(context, "daily_close", wanted, yesterday, yesterday, active, now)
 
 
