@@ -3,6 +3,7 @@
 from platform_pkg.accounts.resources import Accounts
 from platform_pkg.market.resources import MarketData
 from platform_pkg.portfolio.resources import PortfolioFile
+from platform_pkg.prices.checks import PriceChecks
 from platform_pkg.prices.schedules import RefreshSettings
 from platform_pkg.wallets.resources import Debank
 from platform_pkg.warehouse.io_manager import DuckDBUpsertIOManager
@@ -18,5 +19,6 @@ def default_resources() -> dict:
         "portfolio": PortfolioFile(),
         "accounts": Accounts(),
         "refresh": RefreshSettings(),
+        "price_checks": PriceChecks(),
         "debank": Debank(),
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -218,9 +218,19 @@ class ExchangeSessions(_Calendar):
 
     name: str
     on_the_hour: bool = False
+    # A daily pause before the regular close that the library's sessions include: CME Globex
+    # stops for maintenance 16:00-17:00 Chicago and sources print no bar for that hour (an early
+    # close has no pause). (time zone, regular close hour there, pause in nanoseconds)
+    pause_before_close: tuple[str, int, int] | None = None
 
     def sessions(self, lo: int, hi: int) -> Sessions:
-        return _exchange_sessions(self.name)
+        sessions = _exchange_sessions(self.name)
+        if self.pause_before_close is None:
+            return sessions
+        zone, hour, pause = self.pause_before_close
+        local = pd.DatetimeIndex(sessions.closes, tz="UTC").tz_convert(zone)
+        regular = (local.hour == hour) & (local.minute == 0)
+        return replace(sessions, closes=sessions.closes - np.where(regular, pause, 0))
 
 
 def calendar_for(symbol: str, asset_class: str | None, source: str | None = None) -> MarketCalendar:
@@ -238,7 +248,7 @@ def calendar_for(symbol: str, asset_class: str | None, source: str | None = None
     if kind == "fx":
         return FxWeek()
     if kind in ("commodity", "future") or symbol.endswith("=F"):
-        return ExchangeSessions(FUTURES, on_the_hour=True)
+        return ExchangeSessions(FUTURES, True, ("America/Chicago", 17, HOUR_NS))
     base, dot, tail = symbol.rpartition(".")
     suffix = f".{tail}" if dot and base else ""
     return _named(user.suffixes.get(suffix) or SUFFIXES.get(suffix) or STOCKS)

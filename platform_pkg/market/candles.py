@@ -25,6 +25,15 @@ PRICE_TABLE_COLUMNS: dict[str, str] = {
     "fetched_at": "TIMESTAMPTZ",
 }
 PRICE_KEY = ["symbol", "ts"]
+# Sources whose open times sit on a finer grid than the interval: Yahoo's US hours open at half
+# past (source name prefix → interval → grid).
+SOURCE_GRIDS: dict[str, dict[str, timedelta]] = {"yfinance": {"1h": timedelta(minutes=30)}}
+
+
+def grid_of(interval: str) -> dict[str, timedelta]:
+    """Source name prefix → the grid its open times of ``interval`` sit on, where not the
+    interval itself."""
+    return {name: grids[interval] for name, grids in SOURCE_GRIDS.items() if interval in grids}
 
 
 def interval_delta(interval: str) -> timedelta:

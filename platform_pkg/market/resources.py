@@ -164,6 +164,19 @@ class MarketData(dg.ConfigurableResource):
             return self._coingecko(settings, meter)
         return self._yahoo(settings, meter)
 
+    def reference_source(self, meter: RequestMeter) -> tuple[PriceSource | None, str]:
+        """A second source for crypto prices to compare the stored ones with (CoinGecko), or
+        None with the reason there is none."""
+        settings = self.settings()
+        if settings.crypto_source == "demo":
+            return None, (
+                "crypto prices come from the built-in demo market (offline): there is no second "
+                "source to compare them with; switch on a real source (PLATFORM_CRYPTO_SOURCE)"
+            )
+        if settings.crypto_source == "coingecko":
+            return None, "crypto prices come from CoinGecko itself, the only reference source"
+        return self._coingecko(settings, meter), ""
+
     def _bucket(self, settings: MarketSettings, source: str, limit: RateLimit) -> SharedTokenBucket:
         return SharedTokenBucket(source, bucket_file(settings.state_dir, source), limit)
 

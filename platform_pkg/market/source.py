@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -75,21 +75,30 @@ def volume_required(source: PriceSource) -> bool:
 
 def paginate(
     source: PriceSource, symbol: str, interval: str, start: datetime, end: datetime, now: datetime
-) -> Iterator[pd.DataFrame]:
+) -> Generator[pd.DataFrame, None, datetime | None]:
     """Fetch ``[start, end)`` page by page, never asking past ``now``.
 
     The cursor moves to just after the newest candle received, so overlapping pages are trimmed
     and a short page is followed by another request rather than taken as the end of the data.
-    Fetching stops at the end of the window or when the source has nothing more in it.
+    Fetching stops at the end of the window or when the source has nothing more in it. A page
+    left empty only by trimming (the source answered, but only with candles before the cursor) is
+    asked for once more; if it is empty again the walk stops and returns the cursor where it
+    stopped early (None when it did not), so the caller can record the rest as a known gap.
     """
     step = interval_delta(interval)
     end = min(end, now)
     cursor = start
+    asked_again = False
     while cursor < end:
-        page = source.fetch_page(symbol, interval, cursor, end)
-        page = page[(page["ts"] >= cursor) & (page["ts"] < end)]
+        raw = source.fetch_page(symbol, interval, cursor, end)
+        page = raw[(raw["ts"] >= cursor) & (raw["ts"] < end)]
         if page.empty:
-            return
+            if raw.empty or not (raw["ts"] < cursor).any() or asked_again:
+                return cursor if asked_again else None
+            asked_again = True
+            continue
+        asked_again = False
         page = page.sort_values("ts").drop_duplicates("ts", keep="last").reset_index(drop=True)
         yield page
         cursor = page["ts"].iloc[-1].to_pydatetime() + step
+    return None

@@ -30,7 +30,12 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from platform_pkg.market.candles import CANDLE_COLUMNS, ceil_time, interval_delta
+from platform_pkg.market.candles import (
+    CANDLE_COLUMNS,
+    SOURCE_GRIDS,
+    ceil_time,
+    interval_delta,
+)
 from platform_pkg.market.http import Gate, HttpStatusError, classify_http
 from platform_pkg.market.ratelimit import SharedTokenBucket
 from platform_pkg.market.retry import (
@@ -115,7 +120,7 @@ class YahooSource:
         return None
 
     def grid(self, interval: str) -> timedelta:
-        return timedelta(minutes=30) if interval == "1h" else interval_delta(interval)
+        return SOURCE_GRIDS[self.name].get(interval) or interval_delta(interval)
 
     def fetch_page(
         self, symbol: str, interval: str, start: datetime, end: datetime

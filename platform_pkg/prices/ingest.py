@@ -19,10 +19,18 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from platform_pkg.fetches import closing_unit, count, guarded
-from platform_pkg.market.candles import PRICE_TABLE_COLUMNS, ceil_time, interval_delta
+from platform_pkg.market.calendars import MarketCalendar, calendar_for
+from platform_pkg.market.candles import (
+    PRICE_TABLE_COLUMNS,
+    ceil_time,
+    floor_time,
+    interval_delta,
+)
+from platform_pkg.market.catalogue import asset_class_of
 from platform_pkg.market.retry import SourceDeferred
 from platform_pkg.market.source import (
     PriceSource,
@@ -35,7 +43,7 @@ from platform_pkg.market.validation import validate_candles
 from platform_pkg.outcome import Outcome, raise_for_failures
 from platform_pkg.partitions import SymbolWindow
 from platform_pkg.portfolio import tracked
-from platform_pkg.prices import corporate_actions
+from platform_pkg.prices import corporate_actions, gaps
 from platform_pkg.warehouse import deferrals, rejected_rows
 from platform_pkg.warehouse.sync_log import SyncEntry, SyncStatus
 from platform_pkg.warehouse.unit import Committed, Mode, TableWrite, Unit, UnitStream
@@ -92,6 +100,7 @@ class Page:
     rejected: pd.DataFrame | None = None
     actions: pd.DataFrame | None = None
     source: str | None = None
+    gaps: pd.DataFrame | None = None  # known_gaps rows found in the segment
 
 
 @dataclass
@@ -114,8 +123,15 @@ class PriceIngestion(UnitStream):
     # still run): closes the rows of killed runs.
     running_runs: list[str] = field(default_factory=list)
     run_ended: Callable[[str], str | None] | None = None
+    # The open times stored for a symbol in a range and its known gaps; None skips the gap pass.
+    read_stored: Callable[[str, datetime, datetime], tuple[Any, list[gaps.Span]]] | None = None
+    calendar_of: Callable[[str, str | None, str | None], MarketCalendar] = calendar_for
+    max_gap_refetches: int = 5  # gap ranges a window asks the source for again, per segment
     meter: RequestMeter = field(default_factory=RequestMeter)
     results: list[WindowResult] = field(default_factory=list)
+    gap_counts: Counter[str] = field(default_factory=Counter)
+    _stopped: dict[str, datetime] = field(default_factory=dict)
+    _rejected: dict[str, np.ndarray] = field(default_factory=dict)  # open times, epoch ms
     rows_by_source: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -188,7 +204,8 @@ class PriceIngestion(UnitStream):
             )
             for seg_start, seg_end in segments:
                 newest = None
-                for page in self._pages(window, source, seg_start, seg_end):
+                pages = self._pages(window, source, seg_start, seg_end)
+                while (page := next(pages, None)) is not None:
                     newest = page.newest
                     entry.rows_fetched += len(page.rows) + _count(page.rejected)
                     count_requests()
@@ -196,7 +213,10 @@ class PriceIngestion(UnitStream):
                     committed = yield self._page_unit(result, page)
                     self._committed(result, committed)
                 reaches = min(seg_end, ceil_time(self.now, self.interval))
-                final = Page(pd.DataFrame(), seg_start, reaches, newest)
+                known = yield from self._gap_pass(
+                    result, source, seg_start, reaches, self._stopped.pop(window.symbol, None)
+                )
+                final = Page(pd.DataFrame(), seg_start, reaches, newest, gaps=known)
                 count_requests()
                 committed = yield self._page_unit(result, final)
                 self._committed(result, committed)
@@ -223,7 +243,14 @@ class PriceIngestion(UnitStream):
     def _pages(
         self, window: SymbolWindow, source: PriceSource, seg_start: datetime, seg_end: datetime
     ) -> Iterator[Page]:
-        for page in paginate(source, window.symbol, self.interval, seg_start, seg_end, self.now):
+        walk = paginate(source, window.symbol, self.interval, seg_start, seg_end, self.now)
+        while True:
+            try:
+                page = next(walk)
+            except StopIteration as done:
+                if done.value is not None:  # the source stopped answering before the end
+                    self._stopped[window.symbol] = done.value
+                return
             # The watermark covers rejected rows too: they were fetched, not missed.
             newest = page["ts"].iloc[-1].to_pydatetime()
             good, rejected = validate_candles(
@@ -238,6 +265,11 @@ class PriceIngestion(UnitStream):
                     warning=True,
                 )
             self.rows_by_source.update(good["source"].astype(str).tolist())
+            if not rejected.empty:
+                self._rejected[window.symbol] = np.union1d(
+                    self._rejected.get(window.symbol, np.empty(0, dtype="int64")),
+                    gaps.stored_times(rejected),
+                )
             yield Page(
                 self._to_rows(window.symbol, good),
                 seg_start,
@@ -247,6 +279,81 @@ class PriceIngestion(UnitStream):
                 actions=corporate_actions.from_page(good),
                 source=str(page["source"].iloc[-1]),
             )
+
+    def _gap_pass(
+        self,
+        result: WindowResult,
+        source: PriceSource,
+        start: datetime,
+        reaches: datetime,
+        stopped: datetime | None,
+    ) -> Generator[Unit, Committed, pd.DataFrame | None]:
+        """Expected candles missing in the segment just fetched: each run of them is asked for
+        once more (at most ``max_gap_refetches`` per segment); the ``known_gaps`` rows for what
+        the source still does not serve, committed with the segment's watermark."""
+        if self.read_stored is None:
+            return None
+        symbol = result.window.symbol
+        calendar = self.calendar_of(symbol, asset_class_of(symbol), source.name)
+        closed_by = floor_time(self.now, self.interval)
+        stored, known = self.read_stored(symbol, start - gaps.CONTEXT, reaches + gaps.CONTEXT)
+        # A candle rejected as malformed was served: it is in rejected_rows, not missing.
+        stored = np.union1d(stored, self._rejected.get(symbol, np.empty(0, dtype="int64")))
+        span = gaps.bounds(stored, start, reaches, self.step, closed_by)
+        if stopped is not None:  # the range the fetch claims but never received counts in full
+            span = (span[0] if span else start, min(reaches, closed_by))
+        if span is None or span[0] >= span[1]:
+            return None
+        expected = calendar.expected_opens(self.interval, *span)
+        found = gaps.find(symbol, expected, stored, self.step, known)
+        if not found:
+            return None
+        early = [g for g in found if stopped is not None and g.start >= stopped]
+        retry = [g for g in found if g not in early][: self.max_gap_refetches]
+        left = len(found) - len(early) - len(retry)
+        still: list[gaps.Gap] = []
+        for gap in retry:
+            got = [stored]
+            for page in self._pages(result.window, source, gap.start, gap.end):
+                result.entry.rows_fetched += len(page.rows) + _count(page.rejected)
+                got.append(gaps.stored_times(page.rows))
+                unit = self._page_unit(result, replace(page, reaches=gap.start, newest=None))
+                self._committed(result, (yield unit))
+            window_expected = expected[(expected >= gap.start) & (expected < gap.end)]
+            still += gaps.find(symbol, window_expected, np.sort(np.concatenate(got)), self.step)
+        self._stopped.pop(symbol, None)  # a re-read's own early stop is part of its gap
+        counts = {
+            "gap_candles_found": sum(g.candles for g in found),
+            "gap_candles_refetched": sum(g.candles for g in retry) - sum(g.candles for g in still),
+            "gap_candles_recorded": sum(g.candles for g in [*still, *early]),
+        }
+        self.gap_counts.update(counts)
+        self._info(
+            f"{result.window} {self.data_type}: {counts['gap_candles_found']} expected candle(s) "
+            f"missing in {len(found)} gap(s) ({calendar.name} calendar); asked {source.name} again "
+            f"for {len(retry)}, got {counts['gap_candles_refetched']}; "
+            f"{counts['gap_candles_recorded']} recorded in known_gaps"
+            + (f"; {left} gap(s) left for a later run" if left else ""),
+            warning=True,
+        )
+        recorded = [
+            gaps.rows(
+                found_gaps,
+                data_type=self.data_type,
+                reason=reason,
+                detail=detail,
+                source=source.name,
+                calendar=calendar.name,
+                now=datetime.now(UTC),
+                run_id=self.run_id,
+            )  # fmt: skip
+            for found_gaps, reason, detail in (
+                (still, gaps.GapReason.NO_CANDLE, "asked again: the source serves no candle"),
+                (early, gaps.GapReason.STOPPED_EARLY, "the source stopped answering before it"),
+            )
+            if found_gaps
+        ]
+        return pd.concat(recorded, ignore_index=True) if recorded else None
 
     def _page_unit(self, result: WindowResult, page: Page) -> Unit:
         entry = result.entry
@@ -266,6 +373,8 @@ class PriceIngestion(UnitStream):
         if page.actions is not None and not page.actions.empty:
             rows = corporate_actions.rows(entry.symbol, page.actions, fetched_at)
             writes.append(TableWrite(rows, corporate_actions.SPEC))
+        if page.gaps is not None and not page.gaps.empty:
+            writes.append(TableWrite(page.gaps, gaps.SPEC, Mode.INSERT_NEW))
         moves = []
         if page.reaches > page.segment_start or page.newest is not None:
             segment = Segment(page.segment_start, page.reaches, page.newest)
@@ -364,3 +473,13 @@ def _describe(segments: list[tuple[datetime, datetime]]) -> str:
     if not segments:
         return "nothing (already synced)"
     return ", ".join(f"[{a:%Y-%m-%d %H:%M}, {b:%Y-%m-%d %H:%M})" for a, b in segments)
+
+
+def closes_query(table: str, windows: list[SymbolWindow]) -> tuple[str, list[Any]]:
+    """One query for the stored closes of ``table`` (an identifier from code) inside
+    ``windows``: columns ``symbol, ts, close``, by symbol and time."""
+    from platform_pkg.warehouse.upsert import q
+
+    where = " OR ".join("(symbol = ? AND ts >= ? AND ts < ?)" for _ in windows) or "false"
+    params = [value for w in windows for value in (w.symbol, w.start, w.end)]
+    return f"SELECT symbol, ts, close FROM {q(table)} WHERE {where} ORDER BY symbol, ts", params

@@ -91,6 +91,9 @@ def test_futures_trade_cme_sessions_on_the_hour():
         "2025-07-03", "2025-07-04", "2025-07-07"
     )
     assert not gold.traded_between(at("2025-07-05"), at("2025-07-06"))
+    # A regular day pauses for maintenance 16:00-17:00 Chicago (21:00 UTC in summer): no bar.
+    tuesday = gold.expected_opens("1h", at("2025-07-08"), at("2025-07-09"))
+    assert len(tuesday) == 23 and pd.Timestamp("2025-07-08 21:00", tz="UTC") not in tuesday
 
 
 def test_stock_exchanges_by_ticker_suffix():
