@@ -48,6 +48,16 @@ LEDGER_COLUMNS: dict[str, str] = {
 }
 LEDGER_KEY = ["domain", "source", "account", "txid", "leg"]
 SIDES = ("buy", "sell", "transfer_in", "transfer_out", "fee")
+# How a live leg moves its (account, symbol) holding: inflows add, outflows and fee legs take
+# away, and a fee paid in the base currency reduces the holding too. The holdings, the daily
+# balances and the ledger checks all replay legs with these two.
+LIVE = "NOT is_deleted AND status = 'ok'"
+LEG_DELTA = """(
+    coalesce(CASE WHEN side IN ('buy', 'transfer_in') THEN quantity
+                  WHEN side IN ('sell', 'transfer_out', 'fee') THEN -quantity END, 0.0)
+    - CASE WHEN fee_currency = regexp_replace(symbol, '-[^-]+$', '') AND symbol LIKE '%-%'
+                AND side <> 'fee' THEN coalesce(fee, 0.0) ELSE 0.0 END
+)"""
 
 
 @dataclass(frozen=True)
