@@ -11,7 +11,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from platform_pkg.ledger.legs import INPUTS, LEDGER, ORPHANS
+from platform_pkg.ledger.legs import INPUTS, LEDGER, LEG_DELTA, LIVE, ORPHANS
+from platform_pkg.portfolio.currency import base_currency, fx_needs
 from platform_pkg.portfolio.tables import HOLDING_COLUMNS
 from platform_pkg.warehouse import watermarks
 from platform_pkg.warehouse.upsert import CHANGE_COLUMN, table_columns
@@ -109,16 +110,11 @@ WITH pairs AS (
     SELECT DISTINCT account, symbol FROM {LEDGER} WHERE "{CHANGE_COLUMN}" > ?
 ),
 live AS (
-    SELECT l.* FROM {LEDGER} l JOIN pairs USING (account, symbol)
-    WHERE NOT l.is_deleted AND l.status = 'ok'
+    SELECT l.* FROM {LEDGER} l JOIN pairs USING (account, symbol) WHERE {LIVE}
 )
 SELECT p.account, p.symbol,
        any_value(l.asset_class) AS asset_class,
-       coalesce(sum(CASE WHEN l.side IN ('buy', 'transfer_in') THEN l.quantity
-                         WHEN l.side IN ('sell', 'transfer_out', 'fee') THEN -l.quantity END)
-                - sum(CASE WHEN l.fee_currency = regexp_replace(l.symbol, '-[^-]+$', '')
-                                AND l.symbol LIKE '%-%' AND l.side <> 'fee'
-                           THEN l.fee ELSE 0 END), 0.0) AS quantity,
+       coalesce(sum({LEG_DELTA}), 0.0) AS quantity,
        min(l.ts) FILTER (WHERE l.side IN ('buy', 'transfer_in')) AS first_purchase_at,
        max(l.ts) AS last_transaction_at,
        count(l.ts)::INTEGER AS transactions
@@ -144,9 +140,12 @@ def holdings_changes(con: duckdb.DuckDBPyConnection, now: datetime) -> Build:
     return build
 
 
-def symbol_summary(stored: pd.DataFrame, changed: pd.DataFrame | None) -> dict[str, dict]:
+def symbol_summary(
+    stored: pd.DataFrame, changed: pd.DataFrame | None, base: str | None = None
+) -> dict[str, dict]:
     """Per symbol, what tracking needs — first acquisition in any account, the asset class, the
-    accounts holding it now — from the stored holdings with ``changed`` rows taking precedence."""
+    accounts holding it now — from the stored holdings with ``changed`` rows taking precedence;
+    plus the FX pairs valuing them in the ``base`` currency (default: the configured one) needs."""
     frames = [f for f in (changed, stored) if f is not None and not f.empty]
     if not frames:
         return {}
@@ -165,7 +164,25 @@ def symbol_summary(stored: pd.DataFrame, changed: pd.DataFrame | None) -> dict[s
             else None,
             "accounts": sorted(str(a) for a in rows.loc[rows["is_open"].astype(bool), "account"]),
         }
-    return out
+    return _with_fx_pairs(out, base or base_currency())
+
+
+def _with_fx_pairs(summary: dict[str, dict], base: str) -> dict[str, dict]:
+    """Each FX pair the valuation needs, as a holding: first needed when the first symbol
+    needing it was acquired, held by the accounts holding one of them (``for``)."""
+    for pair, symbols in fx_needs(summary, base).items():
+        needing = [s for s in symbols if s != pair]
+        if not needing:
+            continue
+        item = summary.setdefault(
+            pair, {"first": summary[needing[0]]["first"], "class": "fx", "accounts": []}
+        )
+        item["first"] = min(item["first"], *(summary[s]["first"] for s in needing))
+        item["accounts"] = sorted(
+            set(item["accounts"]).union(*(summary[s]["accounts"] for s in needing))
+        )
+        item["for"] = needing
+    return summary
 
 
 def summary_json(summary: dict[str, dict]) -> str:

@@ -1,0 +1,37 @@
+"""Valuing the portfolio every night, once the day's closing candles are stored.
+
+The ledger run (requested by the holdings sensor) rebuilds balances and values whenever
+transactions change; this schedule covers what changes without a transaction: a new day for
+every open position, and the closes ``daily_close`` stored at 00:10 UTC.
+"""
+
+import dagster as dg
+
+from platform_pkg.portfolio.valuation import daily_balances, portfolio_value
+from platform_pkg.prices.schedules import busy
+from platform_pkg.runs import SCHEDULE_TAG
+
+NAME = "portfolio_valuation"
+
+valuation_job = dg.define_asset_job(
+    "portfolio_valuation_job",
+    selection=[daily_balances, portfolio_value],
+    description="Carry the balances to today and value the portfolio from the earliest day "
+    "whose balances or daily closes changed.",
+)
+
+
+@dg.schedule(
+    name=NAME,
+    cron_schedule="40 0 * * *",
+    execution_timezone="UTC",
+    target=valuation_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="00:40 UTC, after daily_close: balances carried to the new day and the "
+    "portfolio valued with yesterday's final closes.",
+)
+def portfolio_valuation(context: dg.ScheduleEvaluationContext):
+    if (skip := busy(context, NAME)) is not None:
+        return skip
+    stamp = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
+    return dg.RunRequest(run_key=f"{NAME}:{stamp}", tags={SCHEDULE_TAG: NAME})
