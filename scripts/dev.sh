@@ -16,4 +16,12 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS="${DAGSTER_EMIT_PARTITION
 # Hand a ranged run's materialisation events (one per partition) to the event log storage as
 # batches, which platform_pkg/event_log_storage.py writes in one statement per shard.
 export DAGSTER_EVENT_BATCH_SIZE="${DAGSTER_EVENT_BATCH_SIZE:-1000}"
-exec dagster dev -w workspace.yaml -h "${HOST:-127.0.0.1}" -p "${PORT:-3000}"
+# A readable console. Without these, every process prints Dagster's beta notice for
+# BackfillPolicy (the minor version is pinned) and the daemon logs two INFO lines per sensor tick
+# (every 5 s); LOG_LEVEL=info shows them again. Warnings, errors, the sensors' decisions and the
+# runs' own INFO lines are printed either way; every event of every run is in the UI.
+export PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Parameter \`backfill_policy\` of function \`asset\` is currently in beta"
+HOST="${HOST:-127.0.0.1}"
+PORT="${PORT:-3000}"
+echo "Dagster UI on http://$HOST:$PORT (HOST, PORT); Ctrl-C stops the platform"
+exec dagster dev -w workspace.yaml -h "$HOST" -p "$PORT" --log-level "${LOG_LEVEL:-warning}"
