@@ -52,7 +52,10 @@ def transactions(context: dg.AssetExecutionContext, warehouse: Warehouse):
     with warehouse.connection() as con:
         build = ledger_changes(con, datetime.now(UTC))
     if not build.moves:
+        # Still an output: the ledger's checks run after every ledger run, not only after one
+        # that changed something (Dagster skips a check whose asset yields nothing).
         context.log.info("no input of the ledger changed since its last build")
+        yield dg.Output(Unit(), metadata={"changed": 0})
         return
     yield dg.Output(
         Unit.of(build.rows, watermarks=tuple(build.moves)),
@@ -87,6 +90,8 @@ def holdings(context: dg.AssetExecutionContext, warehouse: Warehouse):
             else None
         )
     if not build.moves:
+        # No output, so nothing downstream (tracked_assets) is rebuilt; the holdings check is
+        # skipped, its last evaluation standing: holdings only change when the ledger does.
         context.log.info("no ledger leg changed since holdings were last computed")
         return
     changed = build.rows.to_pandas() if build.rows is not None else None

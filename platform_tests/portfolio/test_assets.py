@@ -105,8 +105,11 @@ def test_rematerialising_the_same_file_changes_nothing(instance, tmp_path, portf
     again = materialize(instance, tmp_path, portfolio, BUY_AAPL, BUY_BTC)
     meta = again.asset_materializations_for_node("portfolio_transactions")[0].metadata
     assert (meta["rows_inserted"].value, meta["rows_updated"].value) == (0, 0)
-    # Nothing changed in the ledger's inputs: what derives from them is not even rebuilt.
-    for node in ("transactions", "holdings", "tracked_assets"):
+    # Nothing changed in the ledger's inputs: the ledger says so (and its checks run), what
+    # derives from it is not even rebuilt.
+    (ledger,) = again.asset_materializations_for_node("transactions")
+    assert ledger.metadata["changed"].value == 0
+    for node in ("holdings", "tracked_assets"):
         assert again.asset_materializations_for_node(node) == [], node
 
 
@@ -139,11 +142,13 @@ def test_the_code_location_has_the_portfolio_assets_sensors_and_schedules():
     assert sorted(s.name for s in repo.sensor_defs) == ["accounts_sensor", "holdings_sensor"]
     assert sorted(s.name for s in repo.schedule_defs) == [
         "daily_close",
+        "daily_prune",
         "exchange_trades_reconcile",
         "exchange_trades_sync",
         "intraday_refresh",
         "onchain_reconcile",
         "onchain_sync",
+        "portfolio_valuation",
         "weekly_reconcile",
     ]
     for sensor in repo.sensor_defs:
