@@ -22,6 +22,7 @@ import httpx
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAGSTER = PROJECT_ROOT / ".venv" / "bin" / "dagster"
+POSTGRES_YAML = PROJECT_ROOT / "deploy" / "dagster.postgres.yaml"
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
 RUNS_QUERY = """
@@ -54,6 +55,46 @@ query Backfill($id: String!) {
   }
 }
 """
+LAUNCH_RUN = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}
+"""
+ASSET_CHECKS = """
+query Checks($key: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $key) {
+    __typename
+    ... on AssetNode {
+      assetChecksOrError {
+        __typename
+        ... on AssetChecks {
+          checks {
+            name
+            executionForLatestMaterialization {
+              status runId
+              evaluation {
+                severity description
+                metadataEntries {
+                  label
+                  ... on IntMetadataEntry { intValue }
+                  ... on TextMetadataEntry { text }
+                  ... on MarkdownMetadataEntry { mdStr }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
 SENSOR_TICKS = """
 query Ticks($selector: SensorSelector!) {
   sensorOrError(sensorSelector: $selector) {
@@ -71,7 +112,11 @@ def free_port() -> int:
 
 
 class DagsterDev:
-    """``dagster dev`` in ``workdir`` with its own DAGSTER_HOME, warehouse and portfolio file."""
+    """``dagster dev`` in ``workdir`` with its own DAGSTER_HOME, warehouse and portfolio file.
+
+    ``postgres``: the ``DAGSTER_PG_*`` variables of a PostgreSQL database; the instance is then
+    ``deploy/dagster.postgres.yaml`` on that database instead of the project's SQLite instance.
+    """
 
     def __init__(
         self,
@@ -79,6 +124,7 @@ class DagsterDev:
         env: dict[str, str] | None = None,
         workspace: Path | None = None,
         dagster_yaml: Path | None = None,
+        postgres: dict[str, str] | None = None,
     ):
         self.workdir = workdir
         self.home = workdir / "dagster_home"
@@ -89,8 +135,11 @@ class DagsterDev:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/graphql"
         self.workspace = workspace or PROJECT_ROOT / "workspace.yaml"
-        self.dagster_yaml = dagster_yaml or PROJECT_ROOT / "dagster.yaml"
-        self.extra_env = env or {}
+        if postgres is not None and dagster_yaml is not None:
+            raise ValueError("give either dagster_yaml or postgres, not both")
+        default_yaml = POSTGRES_YAML if postgres is not None else PROJECT_ROOT / "dagster.yaml"
+        self.dagster_yaml = dagster_yaml or default_yaml
+        self.extra_env = {**(postgres or {}), **(env or {})}
         self.proc: subprocess.Popen | None = None
         self._log = None
         self._seen: dict[int, str] = {}  # pid -> start time, so a reused pid is never killed
@@ -193,6 +242,26 @@ class DagsterDev:
             run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
             run["assets"] = sorted("/".join(k["path"]) for k in run["assetSelection"] or [])
         return data["results"]
+
+    def checks(self, asset: str) -> dict[str, dict[str, Any]]:
+        """The asset's checks by name: the status of the latest execution, its severity,
+        description and metadata (label → value)."""
+        node = self.graphql(ASSET_CHECKS, {"key": {"path": [asset]}})["assetNodeOrError"]
+        found = {}
+        for check in node["assetChecksOrError"]["checks"]:
+            execution = check["executionForLatestMaterialization"] or {}
+            evaluation = execution.get("evaluation") or {}
+            found[check["name"]] = {
+                "status": execution.get("status"),
+                "run_id": execution.get("runId"),
+                "severity": evaluation.get("severity"),
+                "description": evaluation.get("description"),
+                "metadata": {
+                    e["label"]: e.get("intValue", e.get("text", e.get("mdStr")))
+                    for e in evaluation.get("metadataEntries", [])
+                },
+            }
+        return found
 
     def sensor_errors(self, name: str) -> list[str]:
         selector = {

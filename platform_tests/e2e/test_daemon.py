@@ -11,6 +11,7 @@ from platform_pkg.warehouse.connection import connect
 from platform_tests.e2e.harness import (
     BACKFILL_QUERY,
     LAUNCH_BACKFILL,
+    LAUNCH_RUN,
     TERMINAL,
     DagsterDev,
 )
@@ -100,6 +101,59 @@ def test_a_new_holding_becomes_one_ranged_run_per_asset_and_exactly_the_demo_can
         ("prices_1h_oldest", "2025-05-01"),
     ]
     assert tracked == [("ETH-USDT", True, 1)]
+
+
+PRICE_CHECKS = {"keys", "ohlc", "gaps", "freshness", "spikes"}
+
+
+def test_the_checks_results_show_through_the_webserver_and_a_broken_candle_fails_them(dev):
+    # The first test's price runs ran the checks of what they wrote.
+    checks = dev.checks("prices_1h")
+    assert set(checks) == PRICE_CHECKS
+    assert {c["status"] for c in checks.values()} == {"SUCCEEDED"}, checks
+    assert checks["gaps"]["metadata"]["missing_candles"] == 0
+    assert set(dev.checks("prices_1d")) == PRICE_CHECKS | {"cross_source"}
+    assert "demo market" in dev.checks("prices_1d")["cross_source"]["description"]
+    # A ledger run that changed nothing skips its checks: the last evaluation stands.
+    assert {c["status"] for c in dev.checks("transactions").values()} <= {"SUCCEEDED", "SKIPPED"}
+
+    with connect(dev.warehouse, max_wait_seconds=60) as con:
+        con.execute(
+            "UPDATE prices_1h SET high = low / 2 WHERE symbol = 'ETH-USDT' AND ts = "
+            "(SELECT min(ts) FROM prices_1h WHERE symbol = 'ETH-USDT')"
+        )
+    launched = dev.graphql(
+        LAUNCH_RUN,
+        {
+            "params": {
+                "selector": {
+                    "repositoryLocationName": "platform",
+                    "repositoryName": "__repository__",
+                    "jobName": "__ASSET_JOB",
+                    "assetSelection": [],
+                    "assetCheckSelection": [
+                        {"assetKey": {"path": ["prices_1h"]}, "name": name}
+                        for name in sorted(PRICE_CHECKS)
+                    ],
+                }
+            }
+        },
+    )["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+
+    def evaluated():
+        found = dev.checks("prices_1h")
+        ohlc = found["ohlc"]
+        return found if ohlc["run_id"] == run_id and ohlc["status"] != "IN_PROGRESS" else None
+
+    checks = dev.wait_for("the checks run from the UI", evaluated, 90)
+    ohlc = checks["ohlc"]
+    assert (ohlc["status"], ohlc["severity"]) == ("FAILED", "ERROR")
+    assert ohlc["metadata"]["broken_candles"] == 1
+    assert ohlc["metadata"]["scope"] == "the whole table"
+    assert "ETH-USDT" in ohlc["metadata"]["sample"]
+    assert checks["keys"]["status"] == "SUCCEEDED"
 
 
 LAUNCH = {

@@ -10,7 +10,7 @@ import pytest
 
 from platform_pkg.market.demo import DemoMarket
 from platform_pkg.warehouse.connection import connect
-from platform_tests.e2e.harness import TERMINAL, DagsterDev
+from platform_tests.e2e.harness import LAUNCH_RUN, TERMINAL, DagsterDev
 from platform_tests.fakes.binance import FakeBinance
 from platform_tests.fakes.server import Fault
 
@@ -20,17 +20,6 @@ NOW = datetime(2026, 6, 15, 10, 30, tzinfo=UTC)
 START, END = datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 11, tzinfo=UTC)
 KLINES = "/api/v3/klines"
 
-LAUNCH_RUN = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}
-"""
 RUN_LOGS = """
 query Logs($runId: ID!) {
   logsForRun(runId: $runId) {
