@@ -76,6 +76,14 @@ def ensure(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
 
 
+def _exists(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'ingestion_state'"
+        ).fetchone()[0]
+    )
+
+
 def read_coverage(con: duckdb.DuckDBPyConnection, asset_id: str, data_type: str) -> Coverage | None:
     return read_coverages(con, [asset_id], [data_type])[(asset_id, data_type)]
 
@@ -83,17 +91,21 @@ def read_coverage(con: duckdb.DuckDBPyConnection, asset_id: str, data_type: str)
 def read_coverages(
     con: duckdb.DuckDBPyConnection, asset_ids: Sequence[str], data_types: Sequence[str]
 ) -> dict[tuple[str, str], Coverage | None]:
-    """The coverage of every (asset, data type) pair, in one query."""
-    ensure(con)
+    """The coverage of every (asset, data type) pair, in one query. Only reads: the sensors call
+    it, and the daemon never writes to the warehouse."""
     wanted = list(data_types) + [dt + OLDEST_SUFFIX for dt in data_types]
-    found = {
-        (asset_id, data_type): ts
-        for asset_id, data_type, ts in con.execute(
-            "SELECT asset_id, data_type, last_timestamp FROM ingestion_state "
-            "WHERE list_contains(?, asset_id) AND list_contains(?, data_type)",
-            [list(asset_ids), wanted],
-        ).fetchall()
-    }
+    found = (
+        {
+            (asset_id, data_type): ts
+            for asset_id, data_type, ts in con.execute(
+                "SELECT asset_id, data_type, last_timestamp FROM ingestion_state "
+                "WHERE list_contains(?, asset_id) AND list_contains(?, data_type)",
+                [list(asset_ids), wanted],
+            ).fetchall()
+        }
+        if _exists(con)
+        else {}
+    )
     coverages: dict[tuple[str, str], Coverage | None] = {}
     for asset_id in asset_ids:
         for data_type in data_types:
