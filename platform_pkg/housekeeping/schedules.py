@@ -3,8 +3,7 @@
 import dagster as dg
 
 from platform_pkg.housekeeping.jobs import prune_job
-from platform_pkg.prices.schedules import busy
-from platform_pkg.runs import SCHEDULE_TAG
+from platform_pkg.prices.schedules import one_run
 
 NAME = "daily_prune"
 
@@ -19,7 +18,4 @@ NAME = "daily_prune"
     "days (failed ones 30) whose every record a later run replaced are deleted.",
 )
 def daily_prune(context: dg.ScheduleEvaluationContext):
-    if (skip := busy(context, NAME)) is not None:
-        return skip
-    stamp = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
-    return dg.RunRequest(run_key=f"{NAME}:{stamp}", tags={SCHEDULE_TAG: NAME})
+    return one_run(context, NAME)

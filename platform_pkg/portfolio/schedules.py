@@ -8,8 +8,7 @@ every open position, and the closes ``daily_close`` stored at 00:10 UTC.
 import dagster as dg
 
 from platform_pkg.portfolio.valuation import daily_balances, portfolio_value
-from platform_pkg.prices.schedules import busy
-from platform_pkg.runs import SCHEDULE_TAG
+from platform_pkg.prices.schedules import one_run
 
 NAME = "portfolio_valuation"
 
@@ -31,7 +30,4 @@ valuation_job = dg.define_asset_job(
     "portfolio valued with yesterday's final closes.",
 )
 def portfolio_valuation(context: dg.ScheduleEvaluationContext):
-    if (skip := busy(context, NAME)) is not None:
-        return skip
-    stamp = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
-    return dg.RunRequest(run_key=f"{NAME}:{stamp}", tags={SCHEDULE_TAG: NAME})
+    return one_run(context, NAME)

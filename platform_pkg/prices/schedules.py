@@ -135,6 +135,14 @@ def busy(context: dg.ScheduleEvaluationContext, name: str) -> dg.SkipReason | No
     return None
 
 
+def one_run(context: dg.ScheduleEvaluationContext, name: str) -> dg.RunRequest | dg.SkipReason:
+    """The tick's one run of schedule ``name``'s job, unless its previous run is in flight."""
+    if (skip := busy(context, name)) is not None:
+        return skip
+    stamp = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
+    return dg.RunRequest(run_key=f"{name}:{stamp}", tags={SCHEDULE_TAG: name})
+
+
 def _active(warehouse: Warehouse) -> dict[str, str]:
     with warehouse.connection() as con:
         return tracked.active_symbols(con)
