@@ -111,7 +111,9 @@ def run_facts(home: Path, warehouse: Path, known_runs: set[str], window: tuple) 
         events = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
         events_s = max(e.timestamp for e in events) - min(e.timestamp for e in events)
         record = instance.fetch_materializations(dg.AssetKey("prices_1h"), limit=1).records[0]
-        meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+        raw = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+        # The run's totals sit on its newest partition, prefixed run_ (older code: unprefixed).
+        meta = {k.removeprefix("run_"): v for k, v in raw.items()}
     with duckdb.connect(str(warehouse), read_only=True) as con:
         requests, fetched, ingest_s = con.execute(
             "SELECT sum(api_requests), sum(rows_fetched), "

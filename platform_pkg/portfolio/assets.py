@@ -27,6 +27,10 @@ from platform_pkg.warehouse.resources import Warehouse
 
 GROUP = "portfolio"
 MAX_REJECTS_SHOWN = 50
+# tracked_assets' data version, the same every time. The price assets depend on tracked_assets so
+# the asset graph shows what has them fetched, but no candle changes when the tracked set does: a
+# new version each ledger run would mark every stored price partition unsynced.
+TRACKING_VERSION = dg.DataVersion("tracked-symbols")
 
 
 def table_metadata(
@@ -132,7 +136,7 @@ def tracked_assets(
     portfolio: PortfolioFile,
     market: MarketData,
     warehouse: Warehouse,
-) -> pd.DataFrame:
+) -> dg.Output[pd.DataFrame]:
     now = market.clock()()
     held = _stored(warehouse, "holdings", list(tracked.HOLDINGS_READ))
     stored = _stored(warehouse, tracked.TABLE, list(tracked.COLUMNS))
@@ -153,8 +157,27 @@ def tracked_assets(
             )
     frame = tracked.tracked_rows(summary, stored, starts, datetime.now(UTC))
     active = int(frame["is_active"].sum()) if not frame.empty else 0
-    context.add_output_metadata({"active_symbols": active, "inactive_symbols": len(frame) - active})
-    return frame
+    return dg.Output(
+        frame,
+        metadata={"active_symbols": active, "inactive_symbols": len(frame) - active},
+        data_version=TRACKING_VERSION,
+    )
+
+
+def rejects_summary(metadata: dict, shown: int = 3, width: int = 100) -> str | None:
+    """What a ``portfolio_rejects`` materialisation says was rejected, in one line: the count and
+    the first ``shown`` lines with their reasons (each cut at ``width``); None when nothing was."""
+    count = getattr(metadata.get("rejected"), "value", 0)
+    if not count:
+        return None
+    listing = str(getattr(metadata.get("rejects"), "value", "")).splitlines()
+    first = [_cut(line.removeprefix("- "), width) for line in listing[:shown]]
+    more = "; …" if count > len(first) else ""
+    return f"{count} line(s) rejected — see portfolio_rejects ({'; '.join(first)}{more})"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _stored(warehouse: Warehouse, table: str, columns: list[str]) -> pd.DataFrame | None:

@@ -5,7 +5,11 @@ The sensor only decides. It writes nothing to the warehouse (DuckDB has one writ
 daemon would take it from the runs): what it must record is written by the runs it requests, and
 its own state is its cursor. It reads the portfolio file's digest, Dagster's event log (new
 exchange trades, the holdings' latest materialisation, which lists what tracking needs per
-symbol) and, for the repairs, the price watermarks.
+symbol, and the lines the ledger run rejected) and, for the repairs, the price watermarks.
+
+Rejected lines are said once, by the tick after the ledger run: in its skip reason (the summary
+the UI shows for a tick that requests nothing) and in its log (for a tick that requests runs,
+which cannot carry a skip reason).
 """
 
 from datetime import datetime, timedelta
@@ -16,7 +20,7 @@ from platform_pkg.ledger.assets import SUMMARY_METADATA, holdings, transactions
 from platform_pkg.ledger.legs import INPUTS
 from platform_pkg.market.resources import MarketData
 from platform_pkg.partitions import partition_range_tags, range_end_symbols, symbols_partitions
-from platform_pkg.portfolio.assets import portfolio_transactions, tracked_assets
+from platform_pkg.portfolio.assets import portfolio_transactions, rejects_summary, tracked_assets
 from platform_pkg.portfolio.positions import from_summary
 from platform_pkg.portfolio.resources import MarketChecks, PortfolioFile, calendar_for
 from platform_pkg.portfolio.tracking import (
@@ -26,6 +30,7 @@ from platform_pkg.portfolio.tracking import (
     plan_repairs,
     plan_tracking,
 )
+from platform_pkg.portfolio.valuation import daily_balances, portfolio_value
 from platform_pkg.prices.assets import prices_1d, prices_1h
 from platform_pkg.runs import (
     IN_FLIGHT,
@@ -36,6 +41,7 @@ from platform_pkg.runs import (
     seconds_from_env,
 )
 from platform_pkg.warehouse import watermarks
+from platform_pkg.warehouse.io_manager import run_metadata
 from platform_pkg.warehouse.resources import Warehouse
 
 DEFAULT_INTERVAL_SECONDS = 5
@@ -46,6 +52,8 @@ RECORDED_INPUTS = [dg.AssetKey(i.table) for i in INPUTS if i.table != "portfolio
 # Counted in a materialisation's metadata when its run changed the table.
 _CHANGE_COUNTS = ("rows_inserted", "rows_updated", "rows_soft_deleted")
 _SCAN = 200
+# The ledger run's rejected portfolio lines: said in the summary of the tick after it.
+REJECTS = "portfolio_rejects"
 
 
 def sensor_interval_seconds() -> int:
@@ -68,6 +76,8 @@ def sensor_interval_seconds() -> int:
         transactions,
         holdings,
         tracked_assets,
+        daily_balances,
+        portfolio_value,
     ],
     minimum_interval_seconds=sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -92,7 +102,6 @@ def holdings_sensor(
         for k in RECORDED_INPUTS
     }
     changed = [name for name, (_, moved, _) in recorded.items() if moved]
-    context.log.debug(f"ledger inputs: {recorded}, seen before: {cursor.seen}")
     if digest != cursor.digest or changed:
         if in_flight(instance, {LEDGER_TAG: "1"}):
             context.log.info("a ledger run is still in flight: its inputs are looked at after it")
@@ -103,8 +112,14 @@ def holdings_sensor(
             context.log.info(f"requesting a ledger run: {', '.join(why)}")
             requests.append(_ledger_run(digest, recorded))
             cursor.digest = digest
-            cursor.seen = {name: newest for name, (newest, _, _) in recorded.items()}
+            cursor.seen = {name: newest for name, (newest, _, _) in recorded.items()} | {
+                REJECTS: cursor.seen.get(REJECTS)
+            }
             cursor.remember_runs({name: runs for name, (_, _, runs) in recorded.items()})
+
+    rejected = _new_rejects(instance, cursor, portfolio.resolved_path().name)
+    if rejected:
+        context.log.warning(rejected)
 
     latest = _latest_holdings(instance)
     if latest is not None and latest[0] != cursor.holdings_seen:
@@ -141,6 +156,8 @@ def holdings_sensor(
                 f"no portfolio file at {portfolio.resolved_path()} and no exchange trades yet "
                 "(set PLATFORM_PORTFOLIO, or copy data/demo/portfolio.csv there)"
             )
+        if rejected:
+            skip = f"{rejected}; {skip}"
         if context.cursor == cursor.dump():
             return dg.SkipReason(skip)
     return dg.SensorResult(
@@ -159,9 +176,10 @@ def _input_changes(
     """(the newest materialisation's storage id, whether a run since ``after`` changed rows, the
     runs that did).
 
-    Each run is judged by one of its events (a ranged run's events share its figures), and a run
-    already acted on (``acted``: its events can land across several ticks) is not judged again;
-    more than :data:`_SCAN` new events count as a change without looking."""
+    Each run is judged by the one of its events that carries the run's figures (a ranged run's
+    newest partition; its other partitions carry only their own rows), and a run already acted on
+    (``acted``: its events can land across several ticks) is not judged again; more than
+    :data:`_SCAN` new events count as a change without looking."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=_SCAN
     ).records
@@ -173,9 +191,12 @@ def _input_changes(
     for record in records:
         if record.run_id in judged:
             continue
-        judged.add(record.run_id)
         meta = record.asset_materialization.metadata if record.asset_materialization else {}
-        if any(getattr(meta.get(name), "value", 0) for name in _CHANGE_COUNTS):
+        figures = run_metadata(meta)
+        if figures is None:
+            continue
+        judged.add(record.run_id)
+        if any(getattr(figures.get(name), "value", 0) for name in _CHANGE_COUNTS):
             changed.add(record.run_id)
     fresh = {r.run_id for r in records} - set(acted)
     return newest, bool(changed) or (len(records) == _SCAN and bool(fresh)), changed
@@ -189,9 +210,24 @@ def _latest_holdings(instance: dg.DagsterInstance) -> tuple[int, dict] | None:
     return records[0].storage_id, dict(summary.value) if summary is not None else {}
 
 
+def _new_rejects(
+    instance: dg.DagsterInstance, cursor: HoldingsCursor, file_name: str
+) -> str | None:
+    """What a ledger run finished since the last tick rejected of the portfolio file, for the
+    tick summary (once: its storage id is kept in the cursor); None if nothing was."""
+    records = instance.fetch_materializations(dg.AssetKey(REJECTS), limit=1).records
+    if not records or records[0].storage_id == cursor.seen.get(REJECTS):
+        return None
+    cursor.seen[REJECTS] = records[0].storage_id
+    materialization = records[0].asset_materialization
+    summary = rejects_summary(dict(materialization.metadata)) if materialization else None
+    return f"{file_name}: {summary}" if summary else None
+
+
 def _ledger_run(digest: str | None, recorded: dict[str, tuple]) -> dg.RunRequest:
     """One run over the ledger's chain; the portfolio tables only when there is a file."""
     keys = [transactions.key, holdings.key, tracked_assets.key]
+    keys += [daily_balances.key, portfolio_value.key]
     if digest is not None:
         keys = [dg.AssetKey("portfolio_transactions"), dg.AssetKey("portfolio_rejects"), *keys]
     marks = ":".join(f"{name}={newest}" for name, (newest, *_) in sorted(recorded.items()))

@@ -1,19 +1,33 @@
 """Price candle assets, partitioned by symbol × date and fetched as ranged runs."""
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from platform_pkg.market.candles import PRICE_KEY, PRICE_TABLE_COLUMNS
 from platform_pkg.market.resources import MarketData
-from platform_pkg.partitions import symbol_date_partitions, windows_for_context
-from platform_pkg.prices.ingest import PriceIngestion
+from platform_pkg.partitions import SymbolWindow, symbol_date_partitions, windows_for_context
+from platform_pkg.prices import gaps
+from platform_pkg.prices.ingest import PriceIngestion, closes_query
 from platform_pkg.warehouse import deferrals, sync_log
-from platform_pkg.warehouse.io_manager import AUDIT_METADATA, KEY_METADATA, TIME_COLUMN_METADATA
+from platform_pkg.warehouse.io_manager import (
+    AUDIT_METADATA,
+    KEY_METADATA,
+    SYMBOL_COLUMN_METADATA,
+    TIME_COLUMN_METADATA,
+)
 from platform_pkg.warehouse.resources import Warehouse
 
 WAREHOUSE_POOL = "warehouse_writes"
+CHARTED = "prices_1d"  # the asset whose ranged runs chart the closes they synced
+# The portfolio decides which symbols get prices (portfolio.assets imports this module: a key).
+TRACKED_ASSETS = dg.AssetKey("tracked_assets")
 
 
 class PriceFetchConfig(dg.Config):
@@ -36,11 +50,35 @@ def _price_metadata(table: str) -> dict:
         KEY_METADATA: PRICE_KEY,
         AUDIT_METADATA: ["fetched_at"],
         TIME_COLUMN_METADATA: "ts",
+        SYMBOL_COLUMN_METADATA: "symbol",
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(name, typ) for name, typ in PRICE_TABLE_COLUMNS.items()]
         ),
         "dagster/table_name": f"warehouse.main.{table}",
     }
+
+
+@dataclass
+class ChartedPriceIngestion(PriceIngestion):
+    """A price stream whose run figures also chart the closes over the days it synced."""
+
+    read_closes: Callable[[list[SymbolWindow]], pd.DataFrame] | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        meta = super().metadata()
+        windows = [r.window for r in self.results]
+        # A chart of one day is a dot; the schedules' one-day runs go without.
+        if self.read_closes is None or not any(w.days > 1 for w in windows):
+            return meta
+        first, last = min(w.start for w in windows), max(w.end for w in windows)
+        title = f"{self.data_type} close, {first:%Y-%m-%d}..{last - timedelta(days=1):%Y-%m-%d}"
+        try:
+            from platform_pkg.charts import close_chart
+
+            meta["close_chart"] = dg.MetadataValue.md(close_chart(self.read_closes(windows), title))
+        except Exception as exc:  # noqa: BLE001 - a chart is not worth failing a stored run
+            self._info(f"{self.data_type}: no close chart ({type(exc).__name__}: {exc})", True)
+        return meta
 
 
 def _build(
@@ -55,7 +93,9 @@ def _build(
     with warehouse.connection() as con:
         deferred = deferrals.pending(con, data_type)
         running = sync_log.running_runs(con)
-    return PriceIngestion(
+    charted = data_type == CHARTED
+    return ChartedPriceIngestion(
+        read_closes=(lambda ws: warehouse.query(*closes_query(data_type, ws))) if charted else None,
         data_type=data_type,
         interval=interval,
         windows=windows_for_context(context),
@@ -69,6 +109,7 @@ def _build(
         deferred_before=deferred,
         running_runs=running,
         run_ended=functools.partial(ended_status, context.instance),
+        read_stored=functools.partial(gaps.read_segment, warehouse.connection, data_type),
     )
 
 
@@ -78,11 +119,20 @@ def ended_status(instance: dg.DagsterInstance, run_id: str) -> str | None:
     return run.status.value if run is not None and run.is_finished else None
 
 
+FILLED_BY = (
+    " Which symbols get prices is tracked_assets' business: holdings_sensor gives a symbol the "
+    "portfolio (file or exchange) starts to hold its partition and its history as one ranged run; "
+    "intraday_refresh (today), daily_close (yesterday) and weekly_reconcile (the last week, in "
+    "full) keep every active symbol fresh."
+)
+
+
 def price_asset(data_type: str, interval: str, description: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=data_type,
-        description=description,
+        description=description + FILLED_BY,
         partitions_def=symbol_date_partitions,
+        deps=[TRACKED_ASSETS],
         backfill_policy=dg.BackfillPolicy.single_run(),
         metadata=_price_metadata(data_type),
         pool=WAREHOUSE_POOL,

@@ -3,31 +3,49 @@
 It stores and loads, nothing else: an output is a frame (one upsert), a :class:`Unit` or a
 :class:`UnitStream` (units of work committed one transaction each), and the IO manager commits
 them without knowing what domain they come from.
+
+What it reports: an output of one partition (or of none) gets the output's figures. A ranged
+output (a year of a symbol is one run, 366 partitions) gets, on each partition's
+materialisation, the rows written to that partition's day and symbol (or wallet), counted from
+the rows themselves; the output's figures go, prefixed ``run_``, on its newest partition only —
+the one the event log records last and the UI shows as the latest materialisation.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+from dagster._core.execution.context.metadata_logging import (
+    AssetMetadataHandle,
+    OutputMetadataAccumulator,
+)
 
 from platform_pkg.partitions import windows_from_keys
 from platform_pkg.warehouse.resources import Warehouse
-from platform_pkg.warehouse.unit import Committed, Unit, UnitStream, commit
+from platform_pkg.warehouse.unit import Committed, Unit, UnitStream, commit, rows_by_day
 from platform_pkg.warehouse.upsert import TableSpec, UpsertStats, q, table_columns
 
 # Metadata an asset declares for this IO manager.
 KEY_METADATA = "primary_key"  # list of key columns
 AUDIT_METADATA = "audit_columns"  # columns that do not make a row "changed"
-# The columns a partition selects on: the date and the symbol (defaults ts and symbol).
+# The columns a partition selects on: the date and the symbol (defaults ts and symbol). Where
+# the key holds them, rows after the newest stored for their symbol skip the merge.
 TIME_COLUMN_METADATA = "time_column"
 SYMBOL_COLUMN_METADATA = "symbol_column"
 HISTORY_METADATA = "history_table"  # keeps the previous version of every changed row
 VALID_FROM_METADATA = "valid_from_column"  # when a stored version began (history's valid_from)
 TRACK_CHANGES_METADATA = "track_changes"  # stamp _change_seq for incremental consumers
+
+# A ranged output's figures, on its newest partition: ``run_rows_written``, ``run_api_requests``...
+RUN_PREFIX = "run_"
+PARTITION_ROWS = "rows_written"  # the rows a ranged output wrote to one partition's slice
 
 
 def table_spec(metadata: dict[str, Any], table: str) -> TableSpec:
@@ -71,9 +89,10 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
             return
         spec = table_spec(dict(context.definition_metadata or {}), context.asset_key.path[-1])
         run_id = _run_id(context)
+        per_partition = PartitionRows.for_output(context, spec)
         if isinstance(obj, UnitStream):
-            total = self._commit_stream(spec, obj, run_id)
-            context.add_output_metadata(_stats_metadata(total.of(spec.name)) | obj.metadata())
+            total = self._commit_stream(spec, obj, run_id, per_partition)
+            _report(context, _stats_metadata(total.of(spec.name)) | obj.metadata(), per_partition)
             return
         if isinstance(obj, pd.DataFrame | pa.Table):
             obj = Unit.of(obj)
@@ -83,13 +102,22 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
                 "DataFrames, Arrow tables, Units and UnitStreams"
             )
         committed = self._commit(spec, obj, run_id)
-        context.add_output_metadata(_stats_metadata(committed.of(spec.name)) | {"table": spec.name})
+        if per_partition is not None:
+            per_partition.count(spec, obj)
+        run = _stats_metadata(committed.of(spec.name)) | {"table": spec.name}
+        _report(context, run, per_partition)
 
     def _commit(self, spec: TableSpec, unit: Unit, run_id: str | None) -> Committed:
         with self.warehouse.transaction() as con:
             return commit(con, spec, unit, run_id=run_id, now=datetime.now(UTC))
 
-    def _commit_stream(self, spec: TableSpec, stream: UnitStream, run_id: str | None) -> Committed:
+    def _commit_stream(
+        self,
+        spec: TableSpec,
+        stream: UnitStream,
+        run_id: str | None,
+        per_partition: PartitionRows | None = None,
+    ) -> Committed:
         total = Committed()
         units = stream.units()
         committed: Committed | None = None
@@ -101,6 +129,8 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
                     return total
                 committed = self._commit(spec, unit, run_id)
                 total.add(committed)
+                if per_partition is not None:
+                    per_partition.count(spec, unit)
         finally:
             units.close()
 
@@ -126,6 +156,101 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
             return con.execute(f"SELECT * FROM {q(table)}{where} ORDER BY ALL", params).df()
 
 
+@dataclass
+class PartitionRows:
+    """The rows a ranged output writes, counted per partition: a (symbol or wallet, day) slice."""
+
+    keys: dict[tuple[str, str], str]  # (group value, YYYY-MM-DD) → the partition's key
+    group_column: str
+    time_column: str
+    rows: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    @classmethod
+    def for_output(cls, context: dg.OutputContext, spec: TableSpec) -> PartitionRows | None:
+        """For an output of several (group × date) partitions whose table has the asset's
+        declared group and time columns; None for any other output."""
+        if not context.has_asset_partitions or not _in_a_step(context):
+            return None
+        partitions_def = context.asset_partitions_def
+        if not (
+            isinstance(partitions_def, dg.MultiPartitionsDefinition)
+            and partitions_def.has_time_window_dimension
+        ):
+            return None
+        metadata = dict(context.definition_metadata or {})
+        group_column = _plain(metadata.get(SYMBOL_COLUMN_METADATA, "symbol"))
+        time_column = _plain(metadata.get(TIME_COLUMN_METADATA, "ts"))
+        if spec.columns and not {group_column, time_column} <= set(spec.columns):
+            return None
+        keys = context.asset_partition_keys
+        if len(keys) < 2:
+            return None
+        date = partitions_def.time_window_dimension.name
+        slices = {}
+        for key in keys:
+            dims = dict(partitions_def.get_partition_key_from_str(key).keys_by_dimension)
+            day = dims.pop(date)
+            (group,) = dims.values()
+            slices[(group, day)] = key
+        return cls(slices, group_column, time_column)
+
+    def count(self, own: TableSpec, unit: Unit) -> None:
+        """Count what ``unit`` wrote (called once it is committed)."""
+        self.rows.update(rows_by_day(unit, own, self.group_column, self.time_column))
+
+    def metadata(self, run: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Each partition key's metadata: the rows of its slice; the newest partition (latest
+        day, then group) also the output's figures ``run``, prefixed. Rows of days outside the
+        output's partitions (a re-read of the day before) count only in the output's figures."""
+        by_key = {key: {PARTITION_ROWS: self.rows[s]} for s, key in self.keys.items()}
+        newest = self.keys[max(self.keys, key=lambda s: (s[1], s[0]))]
+        by_key[newest] |= {f"{RUN_PREFIX}partitions": len(by_key)} | {
+            RUN_PREFIX + name: value for name, value in run.items()
+        }
+        return by_key
+
+
+def run_metadata(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The whole output's figures in one materialisation's metadata, without their prefix: those
+    of a ranged output's newest partition, or all of an output of one partition (or none); None
+    for the other partitions of a ranged output, which carry only their own rows."""
+    prefixed = {
+        name.removeprefix(RUN_PREFIX): value
+        for name, value in metadata.items()
+        if name.startswith(RUN_PREFIX)
+    }
+    if prefixed:
+        return prefixed
+    return None if set(metadata) <= {PARTITION_ROWS} else dict(metadata)
+
+
+def _report(
+    context: dg.OutputContext, run: dict[str, Any], per_partition: PartitionRows | None
+) -> None:
+    if per_partition is None:
+        context.add_output_metadata(run)
+        return
+    # Dagster's public add_asset_metadata(partition_key=...) lists every key of the partitions
+    # definition to check the one given, on each call (4.6 s for the 366 keys of a year), and
+    # copies its accumulator each time. The accumulator it fills after that check is filled here
+    # directly, once, with keys Dagster gave; Dagster reads it when it logs each partition's event.
+    step = context.step_context
+    merged = dict(step._metadata_accumulator.per_output_metadata)  # noqa: SLF001
+    for key, metadata in per_partition.metadata(run).items():
+        handle = AssetMetadataHandle(asset_key=context.asset_key, partition_key=key)
+        merged[handle] = {**merged.get(handle, {}), **metadata}
+    accumulated = OutputMetadataAccumulator(per_output_metadata=merged)
+    step._metadata_accumulator = accumulated  # noqa: SLF001
+
+
+def _in_a_step(context: dg.OutputContext) -> bool:
+    try:
+        context.step_context  # noqa: B018 - raises outside a run (build_output_context)
+    except dg.DagsterInvariantViolationError:
+        return False
+    return True
+
+
 def _run_id(context: dg.OutputContext) -> str | None:
     try:
         return context.run_id
@@ -143,3 +268,12 @@ def _stats_metadata(stats: UpsertStats) -> dict[str, Any]:
     if stats.deleted or stats.restored:
         meta |= {"rows_soft_deleted": stats.deleted, "rows_restored": stats.restored}
     return meta
+
+
+def run_figures(materializations: Iterable[dg.AssetMaterialization]) -> dict[str, Any] | None:
+    """The whole output's figures, as plain values, from a run's materialisations of one asset."""
+    for materialization in materializations:
+        found = run_metadata(materialization.metadata)
+        if found is not None:
+            return {name: getattr(value, "value", value) for name, value in found.items()}
+    return None

@@ -13,6 +13,7 @@ sending back what each unit committed (``committed = yield unit``) so the stream
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -165,3 +166,30 @@ def _apply(
     if write.scope is None:
         raise ValueError(f"a soft delete of missing {spec.name} rows needs the scope they cover")
     return soft_delete_missing(con, spec, write.rows, write.scope, ctx=ctx)
+
+
+def rows_by_day(
+    unit: Unit, own: TableSpec, group_column: str, time_column: str
+) -> Counter[tuple[str, str]]:
+    """The rows ``unit`` writes to the output's own table, counted per (``group_column`` value,
+    UTC day of ``time_column`` as YYYY-MM-DD) the way its commit counts them: a key twice in one
+    write once (the last), a soft delete's key list not at all. Rows lacking either column are
+    not counted."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for write in unit.writes:
+        spec = write.spec or own
+        if spec.name != own.name or write.mode is Mode.SOFT_DELETE_MISSING:
+            continue
+        rows = write.rows
+        names = rows.column_names if isinstance(rows, pa.Table) else list(rows.columns)
+        if group_column not in names or time_column not in names or len(rows) == 0:
+            continue
+        keys = [k for k in spec.keys if k in names]
+        wanted = list(dict.fromkeys([*keys, group_column, time_column]))
+        frame = rows.select(wanted).to_pandas() if isinstance(rows, pa.Table) else rows[wanted]
+        if keys and frame.duplicated(keys).any():
+            frame = frame.drop_duplicates(keys, keep="last")
+        days = pd.to_datetime(frame[time_column], utc=True).dt.strftime("%Y-%m-%d")
+        groups = frame[group_column].astype(str)
+        counts.update(zip(groups, days, strict=True))
+    return counts

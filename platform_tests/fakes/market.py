@@ -35,6 +35,7 @@ def materialize(instance, path, asset, tags, market, ok=True):
     """Materialise ``asset`` for the partitions ``tags`` name; returns (result, metadata)."""
     import dagster as dg
 
+    from platform_pkg.warehouse.io_manager import run_figures
     from platform_tests.conftest import resources_for
 
     result = dg.materialize(
@@ -46,7 +47,7 @@ def materialize(instance, path, asset, tags, market, ok=True):
     )
     assert result.success is ok, [e.message for e in result.all_events if e.is_failure]
     mats = result.asset_materializations_for_node(asset.key.path[-1])
-    meta = {k: v.value for k, v in mats[0].metadata.items()} if mats else None
+    meta = run_figures(mats)
     return result, meta
 
 

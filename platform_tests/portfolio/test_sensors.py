@@ -12,10 +12,11 @@ from platform_pkg.definitions import defs
 from platform_pkg.ledger.assets import holdings, transactions
 from platform_pkg.market.demo import DemoMarket
 from platform_pkg.market.resources import MarketData
-from platform_pkg.portfolio.assets import portfolio_transactions, tracked_assets
+from platform_pkg.portfolio.assets import TRACKING_VERSION, portfolio_transactions, tracked_assets
 from platform_pkg.portfolio.resources import PortfolioFile
 from platform_pkg.portfolio.sensors import holdings_sensor, sensor_interval_seconds
 from platform_pkg.portfolio.tracking import HoldingsCursor
+from platform_pkg.portfolio.valuation import daily_balances, portfolio_value
 from platform_pkg.prices.assets import prices_1d, prices_1h
 from platform_pkg.prices.schedules import RefreshSettings
 from platform_pkg.trades.assets import exchange_trades
@@ -31,6 +32,8 @@ ASSETS = [
     transactions,
     holdings,
     tracked_assets,
+    daily_balances,
+    portfolio_value,
 ]
 
 
@@ -171,6 +174,8 @@ def test_a_new_symbol_gets_its_partition_and_one_ranged_run_per_asset(year):
         "transactions",
         "holdings",
         "tracked_assets",
+        "daily_balances",
+        "portfolio_value",
     ]
     assert pf.price_requests(first) == [], "the sensor acts on the holdings the ledger run writes"
     assert pf.tracked() == [("ETH-USDT", True, 1)]
@@ -202,6 +207,9 @@ def test_buying_more_raises_the_count_and_fetches_nothing(pf):
     again = pf.settle()
     assert spans(again) == [] and again.dynamic_partitions_requests == []
     assert pf.tracked() == [("ETH-USDT", True, 2)]
+    # The ledger run's tracked_assets keeps its data version: the prices it drives stay in sync.
+    (record,) = pf.instance.fetch_materializations(tracked_assets.key, limit=1).records
+    assert record.asset_materialization.tags["dagster/data_version"] == TRACKING_VERSION.value
 
 
 def test_an_earlier_purchase_backfills_only_the_older_range(pf):
@@ -417,3 +425,60 @@ def test_a_run_already_acted_on_is_not_judged_again():
         (run_id,) = runs
         assert _input_changes(instance, key, None, {run_id})[1] is False
         assert _input_changes(instance, key, newest, set()) == (newest, False, set())
+
+
+def skip_message(result) -> str:
+    if isinstance(result, dg.SkipReason):
+        return result.skip_message
+    assert not result.run_requests, "a tick with runs has no skip reason"
+    return result.skip_reason.skip_message
+
+
+def test_the_tick_acting_on_a_ledger_run_with_rejected_lines_says_so_in_its_summary(pf, capfd):
+    pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
+    pf.settle(run=False)
+    pf.append(
+        "2026-05-02,broker,ETH-USDT,crypto,buy,abc,3000,USDT,0",
+        "2026-05-03,broker,NOPE,stock,buy,1,1,USD,0",
+    )
+    capfd.readouterr()
+    acted = pf.settle(run=False)  # the ledger run, then the tick acting on its holdings
+    summary = skip_message(acted)
+    assert summary.startswith(
+        "portfolio.csv: 2 line(s) rejected — see portfolio_rejects "
+        "(line 3, quantity: 'abc' is not a number; line 4, symbol: unknown symbol 'NOPE'"
+    )
+    assert summary.endswith("); nothing changed in the portfolio file, the trades or the holdings")
+    assert "portfolio.csv: 2 line(s) rejected" in capfd.readouterr().err, "and in the tick's log"
+    # Said once, by the tick that acted on that ledger run.
+    assert "rejected" not in skip_message(pf.tick(run=False))
+
+
+def test_a_tick_that_requests_runs_logs_the_rejected_lines(pf, capfd):
+    pf.append(
+        "2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0",
+        "2026-05-02,broker,NOPE,stock,buy,1,1,USD,0",
+    )
+    pf.tick(run=False)
+    capfd.readouterr()
+    acted = pf.tick(run=False)
+    assert pf.price_requests(acted), "a tick with runs cannot carry a skip reason"
+    assert (
+        "portfolio.csv: 1 line(s) rejected — see portfolio_rejects "
+        "(line 3, symbol: unknown symbol 'NOPE'" in capfd.readouterr().err
+    )
+
+
+def test_a_ranged_run_is_judged_by_the_partition_that_carries_its_figures():
+    from platform_pkg.portfolio.sensors import _input_changes
+
+    key = dg.AssetKey("exchange_trades")
+    with dg.instance_for_test() as instance:
+        # A ranged run's partitions: their own rows, the newest also the run's figures.
+        for meta in ({"rows_written": 0}, {"rows_written": 0, "run_rows_inserted": 2}):
+            instance.report_runless_asset_event(dg.AssetMaterialization(key, metadata=meta))
+        assert _input_changes(instance, key, None, set())[1] is True
+        newest = _input_changes(instance, key, None, set())[0]
+        for meta in ({"rows_written": 5}, {"rows_written": 0, "run_rows_inserted": 0}):
+            instance.report_runless_asset_event(dg.AssetMaterialization(key, metadata=meta))
+        assert _input_changes(instance, key, newest, set())[1] is False

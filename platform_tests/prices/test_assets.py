@@ -9,6 +9,7 @@ import pytest
 from platform_pkg.market.demo import DemoMarket
 from platform_pkg.market.resources import MarketData
 from platform_pkg.prices.assets import prices_1d, prices_1h
+from platform_pkg.warehouse.io_manager import PARTITION_ROWS, run_metadata
 from platform_tests.conftest import NOW, range_tags, resources_for, rows, scripted, stored
 
 
@@ -22,8 +23,21 @@ def run(instance, path, asset, symbol, first, last, market=None, now=NOW, config
         raise_on_error=False,
     )
     assert result.success is ok, [e.message for e in result.all_events if e.is_failure]
+    return run_figures(result, asset)
+
+
+def run_figures(result, asset) -> dict | None:
+    """The run's figures: on a ranged run's newest partition (``run_*``), or its only one."""
     mats = result.asset_materializations_for_node(asset.key.path[-1])
-    return {k: v.value for k, v in mats[0].metadata.items()} if mats else None
+    figures = [f for m in mats if (f := run_metadata(m.metadata)) is not None]
+    assert len(figures) == (1 if mats else 0), "one event carries the run's figures"
+    return {k: v.value for k, v in figures[0].items()} if figures else None
+
+
+def partition_metadata(result, asset) -> dict[str, dict]:
+    """Each partition's materialisation metadata, by partition key."""
+    mats = result.asset_materializations_for_node(asset.key.path[-1])
+    return {m.partition: {k: v.value for k, v in m.metadata.items()} for m in mats}
 
 
 def expected(symbol, interval, first, last, now=NOW):
@@ -253,3 +267,126 @@ def test_downstream_loads_exactly_the_partitions_it_asks_for(instance, warehouse
         tags=range_tags("EURUSD=X", "2026-11-04", "2026-11-05"),
     )
     assert result.success
+
+
+def stored_per_day(path, table) -> dict[str, int]:
+    """Stored rows per 'YYYY-MM-DD|SYMBOL' partition key."""
+    found = rows(
+        path,
+        f"SELECT strftime(ts, '%Y-%m-%d') || '|' || symbol, count(*) FROM {table} GROUP BY ALL",
+    )
+    return dict(found)
+
+
+def test_each_partition_of_a_ranged_run_reports_its_own_rows(instance, warehouse_file):
+    days = [f"2026-11-{d}|BTC-USDT" for d in range(20, 25)]
+    result = dg.materialize(
+        [prices_1h],
+        instance=instance,
+        resources=resources_for(warehouse_file),
+        tags=range_tags("BTC-USDT", "2026-11-20", "2026-11-24"),
+    )
+    by_key = partition_metadata(result, prices_1h)
+    assert sorted(by_key) == days
+    # A whole day is 24 candles; today (10:30) 11 so far — not the run's 107.
+    assert (
+        {k: m[PARTITION_ROWS] for k, m in by_key.items()}
+        == stored_per_day(warehouse_file, "prices_1h")
+        == dict(zip(days, [24, 24, 24, 24, 11], strict=True))
+    )
+    for key in days[:-1]:
+        assert by_key[key] == {PARTITION_ROWS: 24}, "the other partitions carry their own rows only"
+    newest = by_key[days[-1]]
+    assert newest["run_partitions"] == 5
+    assert newest["run_rows_written"] == newest["run_rows_inserted"] == 107
+    assert (newest["run_api_requests"], newest["run_source"]) == (1, "demo")
+    assert run_figures(result, prices_1h)["rows_written"] == 107
+
+    # A re-run re-reads only the lookback (07:00..10:00 today): the other days wrote nothing.
+    again = dg.materialize(
+        [prices_1h],
+        instance=instance,
+        resources=resources_for(warehouse_file),
+        tags=range_tags("BTC-USDT", "2026-11-20", "2026-11-24"),
+    )
+    by_key = partition_metadata(again, prices_1h)
+    assert {k: m[PARTITION_ROWS] for k, m in by_key.items()} == dict(
+        zip(days, [0, 0, 0, 0, 4], strict=True)
+    )
+    assert by_key[days[-1]]["run_rows_written"] == 4
+
+
+def test_partition_rows_are_exact_per_symbol_and_day(instance, warehouse_file):
+    """Two stocks over a week: the weekend partitions stored nothing, and say so."""
+    result = dg.materialize(
+        [prices_1d],
+        instance=instance,
+        resources=resources_for(warehouse_file),
+        tags={
+            "dagster/asset_partition_range_start": "2026-11-16|AAPL",
+            "dagster/asset_partition_range_end": "2026-11-22|MSFT",
+        },
+    )
+    by_key = partition_metadata(result, prices_1d)
+    stored_rows = stored_per_day(warehouse_file, "prices_1d")
+    assert len(by_key) == 14 and len(stored_rows) == 10
+    assert {k: m[PARTITION_ROWS] for k, m in by_key.items()} == {
+        k: stored_rows.get(k, 0) for k in by_key
+    }
+    assert by_key["2026-11-21|AAPL"][PARTITION_ROWS] == 0
+    # The run's figures sit on the newest partition: the last day, the last symbol.
+    assert [k for k, m in by_key.items() if "run_rows_written" in m] == ["2026-11-22|MSFT"]
+    assert by_key["2026-11-22|MSFT"]["run_rows_written"] == 10
+
+
+def test_the_newest_daily_partition_carries_a_chart_of_the_closes(instance, warehouse_file):
+    result = dg.materialize(
+        [prices_1d],
+        instance=instance,
+        resources=resources_for(warehouse_file),
+        tags=range_tags("ETH-USDT", "2026-09-01", "2026-11-24"),
+    )
+    by_key = partition_metadata(result, prices_1d)
+    charted = [k for k, m in by_key.items() if "run_close_chart" in m]
+    assert charted == ["2026-11-24|ETH-USDT"]
+    chart = by_key["2026-11-24|ETH-USDT"]["run_close_chart"]
+    assert chart.startswith("![prices_1d close, 2026-09-01..2026-11-24](data:image/png;base64,")
+    # One day charts nothing: the schedules' runs stay small.
+    single = run(instance, warehouse_file, prices_1d, "ETH-USDT", "2026-11-24", "2026-11-24")
+    assert "close_chart" not in single and "run_close_chart" not in single
+    hourly = run(instance, warehouse_file, prices_1h, "ETH-USDT", "2026-11-20", "2026-11-24")
+    assert "close_chart" not in hourly
+
+
+def test_the_price_assets_show_the_tracked_assets_that_drive_them_and_do_not_go_stale(
+    instance, warehouse_file
+):
+    from dagster._core.definitions.data_version import StaleStatus
+    from dagster._utils.test.data_versions import get_stale_status_resolver
+
+    from platform_pkg.definitions import defs
+    from platform_pkg.portfolio.assets import TRACKING_VERSION
+
+    graph = defs.resolve_asset_graph()
+    for asset in (prices_1h, prices_1d):
+        assert graph.get(asset.key).parent_keys == {dg.AssetKey("tracked_assets")}
+        assert "holdings_sensor" in asset.descriptions_by_key[asset.key]
+
+    def ledger_run(version: dg.DataVersion | None = TRACKING_VERSION):
+        @dg.asset(name="tracked_assets", io_manager_key="mem")
+        def tracked_stand_in():
+            return dg.Output(None, data_version=version) if version else None
+
+        resources = {"mem": dg.InMemoryIOManager()}
+        assert dg.materialize([tracked_stand_in], instance=instance, resources=resources).success
+
+    def status(day: str) -> StaleStatus:
+        resolver = get_stale_status_resolver(instance, list(defs.assets))
+        return resolver.get_status(prices_1d.key, f"{day}|BTC-USDT")
+
+    ledger_run()
+    run(instance, warehouse_file, prices_1d, "BTC-USDT", "2026-11-01", "2026-11-02")
+    ledger_run()  # a new tracked_assets: no candle changed
+    assert status("2026-11-01") == status("2026-11-02") == StaleStatus.FRESH
+    ledger_run(version=None)  # Dagster's default, a new version a run, would mark them unsynced
+    assert status("2026-11-01") == StaleStatus.STALE

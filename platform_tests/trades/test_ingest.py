@@ -19,6 +19,7 @@ from platform_pkg.market.candles import to_ms
 from platform_pkg.market.demo import DEMO_LISTINGS, DemoMarket
 from platform_pkg.prices.schedules import RefreshSettings
 from platform_pkg.trades.assets import exchange_trades
+from platform_pkg.warehouse.io_manager import run_figures
 from platform_tests.conftest import NOW, range_tags, resources_for, rows, warehouse_text
 from platform_tests.fakes.binance import DAY_MS, FakeBinance, make_trades
 from platform_tests.fakes.market import clear_market_env, failure_message, real_market
@@ -105,7 +106,7 @@ def sync(
     )
     assert result.success is ok, [e.message for e in result.all_events if e.is_failure]
     mats = result.asset_materializations_for_node("exchange_trades")
-    meta = {k: v.value for k, v in mats[0].metadata.items()} if mats else None
+    meta = run_figures(mats)
     return result, meta
 
 

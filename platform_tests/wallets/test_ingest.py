@@ -19,6 +19,7 @@ from platform_pkg.accounts.resources import Accounts
 from platform_pkg.prices.schedules import RefreshSettings
 from platform_pkg.wallets.assets import onchain_transactions
 from platform_pkg.wallets.resources import BUDGET_ENV, RATE_ENV, URL_ENV, Debank
+from platform_pkg.warehouse.io_manager import run_figures
 from platform_tests.conftest import NOW, resources_for, rows, warehouse_text
 from platform_tests.fakes.debank import (
     ACCESS_KEY,
@@ -138,7 +139,7 @@ def sync(
     if ok is not None:
         assert result.success is ok, [e.message for e in result.all_events if e.is_failure]
     mats = result.asset_materializations_for_node("onchain_transactions")
-    meta = {k: v.value for k, v in mats[0].metadata.items()} if mats else None
+    meta = run_figures(mats)
     return result, meta
 
 

@@ -1,4 +1,5 @@
-"""The upsert IO manager: declared key, symbol and time columns; unit streams unit by unit."""
+"""The upsert IO manager: declared key, symbol and time columns; unit streams unit by unit; what
+each partition of a ranged output reports."""
 
 import dagster as dg
 import pandas as pd
@@ -6,11 +7,14 @@ import pandas as pd
 from platform_pkg.partitions import symbol_date_partitions
 from platform_pkg.warehouse.io_manager import (
     KEY_METADATA,
+    PARTITION_ROWS,
     SYMBOL_COLUMN_METADATA,
     TIME_COLUMN_METADATA,
+    run_metadata,
 )
 from platform_pkg.warehouse.resources import Warehouse
-from platform_pkg.warehouse.unit import Unit, UnitStream
+from platform_pkg.warehouse.unit import TableWrite, Unit, UnitStream
+from platform_pkg.warehouse.upsert import TableSpec
 from platform_tests.conftest import range_tags, resources_for, rows
 
 DAYS = pd.date_range("2026-11-01", "2026-11-05", freq="D", tz="UTC")
@@ -115,3 +119,102 @@ def test_a_stream_that_fails_keeps_the_units_it_committed(instance, warehouse_fi
     assert rows(warehouse_file, "SELECT id, page FROM paged_events ORDER BY id") == [
         ("0a", 0), ("0b", 0), ("1a", 1), ("1b", 1),
     ]  # fmt: skip
+
+
+def figures(result, node) -> dict[str, dict]:
+    mats = result.asset_materializations_for_node(node)
+    return {m.partition: {k: v.value for k, v in m.metadata.items()} for m in mats}
+
+
+def test_each_partition_of_a_ranged_output_gets_its_own_rows(instance, warehouse_file):
+    result = dg.materialize(
+        [valuations],
+        instance=instance,
+        resources=resources_for(warehouse_file),
+        tags=range_tags("MSFT", "2026-11-01", "2026-11-05"),
+    )
+    by_key = figures(result, "valuations")
+    # Counted by the declared columns (asset_id, as_of); AAPL's rows are in no partition of the
+    # run, so only in the run's figures, which the newest partition carries.
+    assert {k: m[PARTITION_ROWS] for k, m in by_key.items()} == {
+        f"2026-11-0{d}|MSFT": 1 for d in range(1, 6)
+    }
+    assert by_key["2026-11-05|MSFT"] == {
+        PARTITION_ROWS: 1,
+        "run_partitions": 5,
+        "run_rows_written": 10,
+        "run_rows_inserted": 10,
+        "run_rows_updated": 0,
+        "run_rows_unchanged": 0,
+        "run_table": "valuations",
+    }
+    mats = result.asset_materializations_for_node("valuations")
+    found = [f for m in mats if (f := run_metadata(m.metadata)) is not None]
+    assert [{k: v.value for k, v in f.items()} for f in found] == [
+        {"partitions": 5, "rows_written": 10, "rows_inserted": 10, "rows_updated": 0,
+         "rows_unchanged": 0, "table": "valuations"},
+    ]  # fmt: skip
+
+
+def test_an_output_of_one_partition_reports_as_before(instance, warehouse_file):
+    result = dg.materialize(
+        [valuations],
+        instance=instance,
+        resources=resources_for(warehouse_file),
+        tags=range_tags("MSFT", "2026-11-03", "2026-11-03"),
+    )
+    (meta,) = figures(result, "valuations").values()
+    assert meta == {
+        "rows_written": 10, "rows_inserted": 10, "rows_updated": 0, "rows_unchanged": 0,
+        "table": "valuations",
+    }  # fmt: skip
+    assert run_metadata(meta) == meta
+
+
+class Trades(UnitStream):
+    """Two pages of trades across midnight: a key twice in one page, a side table, a soft delete."""
+
+    def units(self):
+        first = pd.DataFrame(
+            {
+                "id": ["a", "b", "b", "c"],
+                "symbol": "BTC-USDT",
+                "ts": pd.to_datetime(
+                    [
+                        "2026-11-01 23:00",
+                        "2026-11-01 23:30",
+                        "2026-11-02 00:10",
+                        "2026-11-02 01:00",
+                    ],
+                    utc=True,
+                ),
+            }
+        )
+        side = TableWrite(pd.DataFrame({"id": ["n"], "symbol": ["BTC-USDT"], "ts": [DAYS[0]]}),
+                          TableSpec("notes", ("id",)))  # fmt: skip
+        yield Unit.of(first, side)
+        second = pd.DataFrame({"id": ["d"], "symbol": ["ETH-USDT"], "ts": [DAYS[2]]})
+        yield Unit.of(second)
+
+
+@dg.asset(partitions_def=symbol_date_partitions, metadata={KEY_METADATA: ["id"]})
+def trades() -> UnitStream:
+    return Trades()
+
+
+def test_a_streams_rows_are_counted_per_partition_as_committed(instance, warehouse_file):
+    result = dg.materialize(
+        [trades],
+        instance=instance,
+        resources=resources_for(warehouse_file),
+        tags=range_tags("BTC-USDT", "2026-11-01", "2026-11-03"),
+    )
+    by_key = figures(result, "trades")
+    # "b" twice in one page: stored once, as its last version (2 Nov). ETH is not in the run.
+    assert {k: m[PARTITION_ROWS] for k, m in by_key.items()} == {
+        "2026-11-01|BTC-USDT": 1,
+        "2026-11-02|BTC-USDT": 2,
+        "2026-11-03|BTC-USDT": 0,
+    }
+    assert by_key["2026-11-03|BTC-USDT"]["run_rows_written"] == 4
+    assert rows(warehouse_file, "SELECT count(*) FROM trades") == [(4,)]

@@ -3,12 +3,13 @@
 from datetime import UTC, datetime
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from platform_pkg.warehouse import rejected_rows
 from platform_pkg.warehouse.connection import transaction
 from platform_pkg.warehouse.sync_log import SyncEntry
-from platform_pkg.warehouse.unit import Committed, Mode, TableWrite, Unit, commit
+from platform_pkg.warehouse.unit import Committed, Mode, TableWrite, Unit, commit, rows_by_day
 from platform_pkg.warehouse.upsert import Scope, TableSpec, UpsertStats
 from platform_pkg.warehouse.watermarks import Coverage, Cursor, CursorMove, WatermarkConflict
 from platform_tests.conftest import rows
@@ -164,3 +165,32 @@ def test_committed_adds_up():
         deleted_keys={"events": [("3",), ("4",)]},
         runs_closed=3,
     )
+
+
+def test_rows_are_counted_per_symbol_and_utc_day_as_the_commit_counts_them():
+    spec = TableSpec("trades", keys=("id",))
+    own = pa.table(
+        {
+            "id": ["a", "b", "b", "c"],
+            "symbol": ["BTC-USDT", "BTC-USDT", "BTC-USDT", "ETH-USDT"],
+            # 20:30 in New York is the next UTC day; "b" twice counts once, as its last version.
+            "ts": pd.to_datetime(
+                ["2026-01-01 10:00", "2026-01-01 11:00", "2026-01-02 00:30", "2026-01-01 20:30"]
+            ).tz_localize("America/New_York"),
+        }
+    )
+    unit = Unit.of(
+        own,
+        TableWrite(notes(("n", "x")), SIDE),  # another table: not counted
+        TableWrite(
+            events(("z", 1.0)).assign(symbol="BTC-USDT"),
+            mode=Mode.SOFT_DELETE_MISSING,
+            scope=Scope({}, "ts", T, NOW),
+        ),  # a soft delete's key list: not counted
+        TableWrite(pd.DataFrame({"id": ["q"], "v": [1.0]})),  # no symbol, no time: not counted
+    )
+    assert rows_by_day(unit, spec, "symbol", "ts") == {
+        ("BTC-USDT", "2026-01-01"): 1,
+        ("BTC-USDT", "2026-01-02"): 1,
+        ("ETH-USDT", "2026-01-02"): 1,
+    }
