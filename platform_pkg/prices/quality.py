@@ -270,10 +270,10 @@ def gap_report(
 def _gap_spans(con, table: str, part: Slice, step: timedelta, closed_by: datetime):
     """Per symbol (or window): its stored open times (epoch ms) and the span gaps can be in."""
     if part.whole:
-        lists = con.execute(
+        lists = con.sql(
             f"SELECT symbol, list(epoch_ms(ts) ORDER BY ts) AS ms, arg_max(source, ts) AS source"
             f" FROM {q(table)} GROUP BY symbol ORDER BY symbol"
-        ).to_arrow_table()
+        ).to_arrow_table()  # a relation's Arrow output, without the DB-API result's extra copy
         for symbol, ms, source in zip(
             lists.column("symbol").to_pylist(),
             _list_arrays(lists.column("ms")),
