@@ -49,7 +49,7 @@ def _price_metadata(table: str) -> dict:
     return {
         KEY_METADATA: PRICE_KEY,
         AUDIT_METADATA: ["fetched_at"],
-        TIME_COLUMN_METADATA: "ts",
+        TIME_COLUMN_METADATA: "ts",  # with the symbol: new candles are appended, not merged
         SYMBOL_COLUMN_METADATA: "symbol",
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(name, typ) for name, typ in PRICE_TABLE_COLUMNS.items()]

@@ -57,14 +57,22 @@ def table_spec(metadata: dict[str, Any], table: str) -> TableSpec:
         )
     schema = metadata.get("dagster/column_schema")
     columns = {c.name: c.type for c in schema.columns} if schema is not None else {}
+    keys = tuple(_plain(keys))
+    # A table keyed on its declared time column (and symbol) takes rows after the newest stored
+    # for their symbol without merging them.
+    time_column = _plain(metadata.get(TIME_COLUMN_METADATA))
+    symbol_column = _plain(metadata.get(SYMBOL_COLUMN_METADATA, "symbol"))
+    append = time_column if time_column in keys else None
     return TableSpec(
         name=table,
-        keys=tuple(_plain(keys)),
+        keys=keys,
         columns=columns,
         audit_columns=tuple(_plain(metadata.get(AUDIT_METADATA, ()))),
         history=_plain(metadata.get(HISTORY_METADATA)),
         valid_from=_plain(metadata.get(VALID_FROM_METADATA)),
         track_changes=bool(_plain(metadata.get(TRACK_CHANGES_METADATA, False))),
+        append_column=append,
+        group_columns=(symbol_column,) if append and symbol_column in set(keys) - {append} else (),
     )
 
 
