@@ -73,6 +73,7 @@ def _anomalies(args: argparse.Namespace) -> int:
     from platform_pkg.prices import anomalies
     from platform_pkg.warehouse import query
     from platform_pkg.warehouse.connection import WarehouseLockedError, transaction, warehouse_path
+    from platform_pkg.warehouse.upsert import table_columns
 
     path = warehouse_path(str(args.warehouse) if args.warehouse else None)
     if args.action == "list":
@@ -85,7 +86,7 @@ def _anomalies(args: argparse.Namespace) -> int:
         )
         try:
             with query.open_read_only(path, wait_seconds=args.wait) as con:
-                if not _table_exists(con, anomalies.SPEC.name):
+                if not table_columns(con, anomalies.SPEC.name):
                     print("no anomalies recorded: the spike check has not found any move yet")
                     return 0
                 result = query.run_query(con, sql, max_rows=10_000)
@@ -109,13 +110,6 @@ def _anomalies(args: argparse.Namespace) -> int:
         print(f"no anomaly has the id(s): {' '.join(unknown)}", file=sys.stderr)
         return SQL_ERROR
     return 0
-
-
-def _table_exists(con, table: str) -> bool:
-    found = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-    ).fetchone()
-    return bool(found[0])
 
 
 def _sql(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from platform_pkg.warehouse.io_manager import (
 )
 from platform_pkg.warehouse.resources import Warehouse
 from platform_pkg.warehouse.unit import Unit
+from platform_pkg.warehouse.upsert import table_columns
 
 GROUP = "ledger"
 SUMMARY_METADATA = "symbols"  # the holdings sensor reads tracking's inputs from here
@@ -86,7 +87,7 @@ def holdings(context: dg.AssetExecutionContext, warehouse: Warehouse):
         build = holdings_changes(con, datetime.now(UTC))
         stored = (
             con.execute("SELECT * FROM holdings").df()
-            if build.moves and _exists(con, "holdings")
+            if build.moves and table_columns(con, "holdings")
             else None
         )
     if not build.moves:
@@ -105,14 +106,4 @@ def holdings(context: dg.AssetExecutionContext, warehouse: Warehouse):
             "symbols_held": sum(1 for s in summary.values() if s["accounts"]),
             SUMMARY_METADATA: dg.MetadataValue.json(summary),
         },
-    )
-
-
-def _exists(con, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = current_schema() AND table_name = ?",
-            [table],
-        ).fetchall()[0][0]
     )

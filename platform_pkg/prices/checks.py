@@ -112,7 +112,7 @@ class Evaluation:
         self, warehouse: Warehouse, market: MarketData, names: list[str]
     ) -> Iterator[dg.AssetCheckResult]:
         with warehouse.connection() as con:
-            if not quality.exists(con, self.table):
+            if not table_columns(con, self.table):
                 for name in names:
                     yield _nothing_yet(name, self.table)
                 return

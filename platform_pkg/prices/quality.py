@@ -65,10 +65,6 @@ class Slice:
         return f"{len(symbols)} symbol(s), {first:%Y-%m-%d}..{last:%Y-%m-%d}"
 
 
-def exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(table_columns(con, table))
-
-
 def keys(
     con: duckdb.DuckDBPyConnection, table: str, interval: str, part: Slice, now: datetime
 ) -> Finding:
@@ -196,7 +192,7 @@ def freshness(
             " WHERE data_type = ? AND list_contains(?, asset_id)",
             [table, sorted(active)],
         ).fetchall()
-        if exists(con, "ingestion_state")
+        if table_columns(con, "ingestion_state")
         else []
     )
     stale = []

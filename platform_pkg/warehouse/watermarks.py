@@ -27,6 +27,8 @@ from enum import StrEnum
 
 import duckdb
 
+from platform_pkg.warehouse.upsert import table_columns
+
 DDL = """
 CREATE TABLE IF NOT EXISTS ingestion_state (
     asset_id VARCHAR NOT NULL,
@@ -76,14 +78,6 @@ def ensure(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(DDL)
 
 
-def _exists(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'ingestion_state'"
-        ).fetchone()[0]
-    )
-
-
 def read_coverage(con: duckdb.DuckDBPyConnection, asset_id: str, data_type: str) -> Coverage | None:
     return read_coverages(con, [asset_id], [data_type])[(asset_id, data_type)]
 
@@ -103,7 +97,7 @@ def read_coverages(
                 [list(asset_ids), wanted],
             ).fetchall()
         }
-        if _exists(con)
+        if table_columns(con, "ingestion_state")
         else {}
     )
     coverages: dict[tuple[str, str], Coverage | None] = {}
