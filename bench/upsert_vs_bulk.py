@@ -83,7 +83,7 @@ def time_iomgr(path: Path, batch: pa.Table) -> tuple[float, dict]:
     manager = DuckDBUpsertIOManager(warehouse=Warehouse(path=str(path)))
     context = dg.build_output_context(asset_key=TABLE, definition_metadata=METADATA)
     t0 = time.perf_counter()
-    manager.handle_output(context, batch)
+    manager.store(context, batch)
     elapsed = time.perf_counter() - t0
     return elapsed, {k: v.value for k, v in context.get_logged_metadata().items()}
 

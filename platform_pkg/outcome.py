@@ -2,7 +2,9 @@
 
 Shared by every fetching asset (prices, exchange trades, wallets). Whatever was committed stays
 committed; a run with failed or deferred work fails, so Dagster does not mark those partitions
-materialised and a backfill or schedule retries them.
+materialised and a backfill or schedule retries them. Where every outcome names its partition
+group (a price window's symbol), the error says which groups are incomplete, so a run over
+several symbols can still mark the others' partitions materialised.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from datetime import datetime
 
 
 class IngestionError(RuntimeError):
-    """Some fetches of a run could not be completed; the others were committed."""
+    """Some fetches of a run could not be completed; the others were committed.
+
+    ``incomplete``: the partition groups (symbols) whose fetches failed or were deferred, when
+    every outcome named its group; None when the failure cannot be pinned to groups.
+    """
+
+    def __init__(self, message: str, incomplete: frozenset[str] | None = None):
+        super().__init__(message)
+        self.incomplete = incomplete
 
 
 class RateLimitedError(IngestionError):
@@ -27,6 +37,7 @@ class Outcome:
     error: BaseException | None
     deferred_until: datetime | None = None  # set when the work was deferred, not failed
     deferred_as: str = "rate_limited"  # or "budget_exhausted"
+    group: str | None = None  # the partition group it fetched for (a symbol), where there is one
 
 
 def raise_for_failures(outcomes: Sequence[Outcome]) -> None:
@@ -43,9 +54,12 @@ def raise_for_failures(outcomes: Sequence[Outcome]) -> None:
             f"{until:%Y-%m-%d %H:%M:%S} UTC, to be served first by the next run: "
             + ", ".join(o.what for o in deferred)
         )
+    unfinished = failed + deferred
+    groups = frozenset(o.group for o in unfinished if o.group is not None)
+    incomplete = groups if all(o.group is not None for o in unfinished) else None
     if failed:
         detail = "; ".join(f"{o.what}: {o.error}" for o in failed)
         message = f"{len(failed)} of {len(outcomes)} fetches failed: {detail}"
-        raise IngestionError(message + (f"; {later}" if later else ""))
+        raise IngestionError(message + (f"; {later}" if later else ""), incomplete)
     if deferred:
-        raise RateLimitedError(later)
+        raise RateLimitedError(later, incomplete)

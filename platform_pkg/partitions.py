@@ -126,6 +126,7 @@ def windows_for_context(
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+RANGE_TAGS = (RANGE_START_TAG, RANGE_END_TAG)
 
 
 def partition_range_tags(window: SymbolWindow) -> dict[str, str]:
@@ -135,6 +136,28 @@ def partition_range_tags(window: SymbolWindow) -> dict[str, str]:
         RANGE_START_TAG: f"{window.start.date().isoformat()}|{window.symbol}",
         RANGE_END_TAG: f"{last}|{window.symbol}",
     }
+
+
+def block_range_tags(symbols: Sequence[str], first_day: date, last_day: date) -> dict[str, str]:
+    """Run tags that make one run cover the days ``first_day``..``last_day`` of the symbols
+    from ``symbols[0]`` to ``symbols[-1]`` (every symbol between them in the partitions' order)."""
+    return {
+        RANGE_START_TAG: f"{first_day.isoformat()}|{symbols[0]}",
+        RANGE_END_TAG: f"{last_day.isoformat()}|{symbols[-1]}",
+    }
+
+
+def range_symbols(tags: Mapping[str, str], order: Sequence[str]) -> set[str]:
+    """The symbols a ranged run covers: those from one end of its range to the other in
+    ``order`` (the symbol partitions' order); its two ends when ``order`` lacks one."""
+    ends = range_end_symbols(tags)
+    if len(ends) < 2:
+        return ends
+    first, last = (_parse(tags[t]).keys_by_dimension["symbol"] for t in RANGE_TAGS)
+    try:
+        return set(order[order.index(first) : order.index(last) + 1]) | ends
+    except ValueError:
+        return ends
 
 
 def range_end_symbols(tags: Mapping[str, str]) -> set[str]:

@@ -30,43 +30,58 @@ def validate_candles(
     """
     if frame.empty:
         return frame, _rejected([], [], [])
-    reasons = pd.Series("", index=frame.index, dtype=object)
+    # Each row keeps the first reason that applies (checks in this order); numpy, not pandas
+    # assignment, because every page of every fetch goes through here.
+    reasons: list[str] = [""]
+    code = np.zeros(len(frame), dtype=np.int16)
 
-    def flag(mask: pd.Series, reason: str) -> None:
-        hit = mask.fillna(True) & (reasons == "")
-        reasons[hit] = reason
+    def flag(mask, reason: str) -> None:
+        hit = np.asarray(mask, dtype=bool) & (code == 0)
+        if hit.any():
+            reasons.append(reason)
+            code[hit] = len(reasons) - 1
 
-    numbers = {c: pd.to_numeric(frame[c], errors="coerce").astype("float64") for c in PRICE_COLUMNS}
-    volume = pd.to_numeric(frame["volume"], errors="coerce").astype("float64")
-    flag(frame["ts"].isna(), "no timestamp")
+    numbers = {c: _floats(frame[c]) for c in PRICE_COLUMNS}
+    volume = _floats(frame["volume"])
+    ts = frame["ts"]
+    known = ts.notna().to_numpy()
+    flag(~known, "no timestamp")
     for col, values in numbers.items():
         flag(~np.isfinite(values), f"{col} is not a number")
-    if volume_required:
-        flag(~np.isfinite(volume), "volume is not a number")
-    else:
-        flag(np.isinf(volume), "volume is not a number")
-    for col, values in numbers.items():
-        flag(values <= 0, f"{col} is not positive")
-    flag(volume < 0, "volume is negative")
-    flag(numbers["high"] < numbers["low"], "high is below low")
-    flag(numbers["low"] > np.minimum(numbers["open"], numbers["close"]), "low is above open/close")
-    flag(
-        numbers["high"] < np.maximum(numbers["open"], numbers["close"]), "high is below open/close"
-    )
+    flag(~np.isfinite(volume) if volume_required else np.isinf(volume), "volume is not a number")
+    with np.errstate(invalid="ignore"):
+        for col, values in numbers.items():
+            flag(values <= 0, f"{col} is not positive")
+        flag(volume < 0, "volume is negative")
+        flag(numbers["high"] < numbers["low"], "high is below low")
+        flag(
+            numbers["low"] > np.minimum(numbers["open"], numbers["close"]),
+            "low is above open/close",
+        )
+        flag(
+            numbers["high"] < np.maximum(numbers["open"], numbers["close"]),
+            "high is below open/close",
+        )
     step_ns = int(grid.total_seconds() * 1e9)
-    known = frame["ts"].notna()
     if step_ns > 0 and known.any():
-        off_grid = pd.Series(False, index=frame.index)
-        off_grid[known] = frame["ts"][known].dt.as_unit("ns").astype("int64") % step_ns != 0
+        off_grid = np.zeros(len(frame), dtype=bool)
+        off_grid[known] = ts[known].dt.as_unit("ns").astype("int64").to_numpy() % step_ns != 0
         flag(off_grid, f"open time is not on the {_fmt(grid)} grid")
-    bad = reasons != ""
+    bad = code != 0
+    if not bad.any():
+        return frame.reset_index(drop=True), _rejected([], [], [])
     good = frame[~bad].reset_index(drop=True)
     rejected = frame[bad]
     return good, _rejected(
         list(rejected["ts"]),
         [_raw(row) for row in rejected.to_dict("records")],
-        list(reasons[bad]),
+        [reasons[c] for c in code[bad]],
     )
+
+
+def _floats(column: pd.Series) -> np.ndarray:
+    """A column as float64, anything not a number as NaN."""
+    return pd.to_numeric(column, errors="coerce").astype("float64").to_numpy()
 
 
 def _fmt(grid: timedelta) -> str:

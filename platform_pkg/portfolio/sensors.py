@@ -19,14 +19,14 @@ import dagster as dg
 from platform_pkg.ledger.assets import SUMMARY_METADATA, holdings, transactions
 from platform_pkg.ledger.legs import INPUTS
 from platform_pkg.market.resources import MarketData
-from platform_pkg.partitions import partition_range_tags, range_end_symbols, symbols_partitions
+from platform_pkg.partitions import block_range_tags, range_symbols, symbols_partitions
 from platform_pkg.portfolio.assets import portfolio_transactions, rejects_summary, tracked_assets
+from platform_pkg.portfolio.batches import PriceBlock, blocks, new_partition_order
 from platform_pkg.portfolio.positions import from_summary
 from platform_pkg.portfolio.resources import MarketChecks, PortfolioFile, calendar_for
 from platform_pkg.portfolio.tracking import (
     PRICE_ASSETS,
     HoldingsCursor,
-    PriceRequest,
     plan_repairs,
     plan_tracking,
 )
@@ -66,8 +66,9 @@ def sensor_interval_seconds() -> int:
     description="Keeps the ledger and tracking in step with what the user holds. When the "
     "portfolio file or the exchange trades change, it requests a ledger run (portfolio tables, "
     "transactions, holdings, tracked_assets). When the holdings change, a symbol new to tracking "
-    "gets its partition and its price history (a year before its first acquisition, to today) "
-    "as one ranged run per price asset; an earlier acquisition backfills only the older range; "
+    "gets its partition and its price history (a year before its first acquisition, to today); "
+    "symbols wanting the same days share ranged runs (both price assets, up to two runs per "
+    "batch of new symbols); an earlier acquisition backfills only the older range; "
     "a symbol sold to zero in every account goes inactive and, bought again, gets the gap since.",
     asset_selection=[
         prices_1h,
@@ -129,18 +130,21 @@ def holdings_sensor(
         calendar = calendar_for(now, portfolio.history_days)
         with warehouse.connection() as con:
             coverage = watermarks.read_coverages(con, list(held), [dt for dt, _ in PRICE_ASSETS])
+        order = list(instance.get_dynamic_partitions(symbols_partitions.name))
         plan = plan_tracking(
             cursor.symbols,
             held,
             coverage=lambda s, dt: coverage.get((s, dt)),
             earliest=checks.earliest,
             calendar=calendar,
-            known_partitions=set(instance.get_dynamic_partitions(symbols_partitions.name)),
+            known_partitions=set(order),
         )
         for note in plan.notes:
             context.log.info(note)
-        requests += [_price_run(request) for request in plan.requests]
-        partitions = plan.new_partitions
+        # New partitions go after the known ones, those wanting the same days side by side, so
+        # that a block of them is one run.
+        partitions = new_partition_order(plan.new_partitions, plan.requests)
+        requests += [_price_run(block) for block in blocks(plan.requests, order + partitions)]
         cursor.symbols = plan.symbols
         cursor.holdings_seen = storage_id
     elif not requests:
@@ -254,41 +258,40 @@ def _repairs(
     with warehouse.connection() as con:
         coverage = watermarks.read_coverages(con, active, [dt for dt, _ in PRICE_ASSETS])
     cursor.prices_checked_at = now.isoformat()
+    order = list(context.instance.get_dynamic_partitions(symbols_partitions.name))
     repairs = plan_repairs(
         cursor.symbols,
         cursor.repairs,
         coverage=lambda s, dt: coverage.get((s, dt)),
         earliest=MarketChecks(market).earliest,
         calendar=calendar_for(now, portfolio.history_days),
-        in_flight=_in_flight(context.instance),
+        in_flight=_in_flight(context.instance, order),
         now=now,
     )
     for note in repairs.notes:
         context.log.warning(note)
     cursor.repairs = repairs.repairs
-    return [_price_run(request) for request in repairs.requests]
+    return [_price_run(block) for block in blocks(repairs.requests, order)]
 
 
-def _price_run(request: PriceRequest) -> dg.RunRequest:
+def _price_run(block: PriceBlock) -> dg.RunRequest:
     return dg.RunRequest(
-        run_key=request.run_key,
-        asset_selection=[dg.AssetKey(request.data_type)],
+        run_key=block.run_key,
+        asset_selection=[dg.AssetKey(data_type) for data_type in block.data_types],
         tags={
-            **partition_range_tags(request.window),
+            **block_range_tags(block.symbols, block.first_day, block.last_day),
             TRIGGER_TAG: "holdings_sensor",
-            REASON_TAG: request.reason[:200],
+            REASON_TAG: block.reason[:200],
         },
     )
 
 
-def _in_flight(instance: dg.DagsterInstance) -> set[tuple[str, str]]:
-    """(symbol, asset) pairs that a queued or running ranged run will write.
-
-    The symbols are those of the range's two ends: a schedule's run over several symbols also
-    covers those between, but only for recent days, never a history.
-    """
+def _in_flight(instance: dg.DagsterInstance, order: list[str]) -> set[tuple[str, str]]:
+    """(symbol, asset) pairs that a queued or running ranged run will write: every symbol of its
+    range (a schedule's run over several symbols covers only recent days, never a history, but
+    is counted all the same)."""
     pairs = set()
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=1000):
-        for symbol in range_end_symbols(run.tags):
+        for symbol in range_symbols(run.tags, order):
             pairs |= {(symbol, key.path[-1]) for key in run.asset_selection or ()}
     return pairs

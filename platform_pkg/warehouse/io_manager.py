@@ -14,7 +14,7 @@ the one the event log records last and the UI shows as the latest materialisatio
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,11 +22,13 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, generate_event_batch_id
 from dagster._core.execution.context.metadata_logging import (
     AssetMetadataHandle,
     OutputMetadataAccumulator,
 )
 
+from platform_pkg.outcome import IngestionError
 from platform_pkg.partitions import windows_from_keys
 from platform_pkg.warehouse.resources import Warehouse
 from platform_pkg.warehouse.unit import Committed, Unit, UnitStream, commit, rows_by_day
@@ -92,14 +94,42 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
 
     warehouse: Warehouse
 
-    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> Iterator[DagsterEvent]:
+        # A generator: Dagster takes a generator's events as they come, and a plain function's
+        # only once it returns, so the events of a failing stream's complete partitions would be
+        # lost with its error.
         if obj is None:
             return
         spec = table_spec(dict(context.definition_metadata or {}), context.asset_key.path[-1])
-        run_id = _run_id(context)
         per_partition = PartitionRows.for_output(context, spec)
+        total = Committed()
+        try:
+            self._store(context, spec, obj, per_partition, total)
+        except IngestionError as exc:
+            # A stream over several symbols failed for some: the others' partitions hold what
+            # the run fetched, so they are reported materialised, and only the incomplete ones
+            # are left for Dagster to mark failed.
+            if per_partition is not None and exc.incomplete is not None:
+                run = _stats_metadata(total.of(spec.name))
+                yield from _complete_partitions(context, per_partition, exc.incomplete, run)
+            raise
+
+    def store(self, context: dg.OutputContext, obj: Any) -> None:
+        """Store ``obj`` outside Dagster's output handling (benchmarks)."""
+        for _ in self.handle_output(context, obj):
+            pass
+
+    def _store(
+        self,
+        context: dg.OutputContext,
+        spec: TableSpec,
+        obj: Any,
+        per_partition: PartitionRows | None,
+        total: Committed,
+    ) -> None:
+        run_id = _run_id(context)
         if isinstance(obj, UnitStream):
-            total = self._commit_stream(spec, obj, run_id, per_partition)
+            self._commit_stream(spec, obj, run_id, total, per_partition)
             _report(context, _stats_metadata(total.of(spec.name)) | obj.metadata(), per_partition)
             return
         if isinstance(obj, pd.DataFrame | pa.Table):
@@ -124,9 +154,9 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
         spec: TableSpec,
         stream: UnitStream,
         run_id: str | None,
+        total: Committed,
         per_partition: PartitionRows | None = None,
-    ) -> Committed:
-        total = Committed()
+    ) -> None:
         units = stream.units()
         committed: Committed | None = None
         try:
@@ -134,7 +164,7 @@ class DuckDBUpsertIOManager(dg.ConfigurableIOManager):
                 try:
                     unit = units.send(committed)  # type: ignore[arg-type]
                 except StopIteration:
-                    return total
+                    return
                 committed = self._commit(spec, unit, run_id)
                 total.add(committed)
                 if per_partition is not None:
@@ -206,12 +236,18 @@ class PartitionRows:
         """Count what ``unit`` wrote (called once it is committed)."""
         self.rows.update(rows_by_day(unit, own, self.group_column, self.time_column))
 
-    def metadata(self, run: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    def metadata(
+        self, run: Mapping[str, Any], without: frozenset[str] = frozenset()
+    ) -> dict[str, dict[str, Any]]:
         """Each partition key's metadata: the rows of its slice; the newest partition (latest
         day, then group) also the output's figures ``run``, prefixed. Rows of days outside the
-        output's partitions (a re-read of the day before) count only in the output's figures."""
-        by_key = {key: {PARTITION_ROWS: self.rows[s]} for s, key in self.keys.items()}
-        newest = self.keys[max(self.keys, key=lambda s: (s[1], s[0]))]
+        output's partitions (a re-read of the day before) count only in the output's figures.
+        The partitions of the groups ``without`` are left out."""
+        slices = {s: key for s, key in self.keys.items() if s[0] not in without}
+        if not slices:
+            return {}
+        by_key = {key: {PARTITION_ROWS: self.rows[s]} for s, key in slices.items()}
+        newest = slices[max(slices, key=lambda s: (s[1], s[0]))]
         by_key[newest] |= {f"{RUN_PREFIX}partitions": len(by_key)} | {
             RUN_PREFIX + name: value for name, value in run.items()
         }
@@ -249,6 +285,25 @@ def _report(
         merged[handle] = {**merged.get(handle, {}), **metadata}
     accumulated = OutputMetadataAccumulator(per_output_metadata=merged)
     step._metadata_accumulator = accumulated  # noqa: SLF001
+
+
+def _complete_partitions(
+    context: dg.OutputContext,
+    per_partition: PartitionRows,
+    incomplete: frozenset[str],
+    run: dict[str, Any],
+) -> Iterator[DagsterEvent]:
+    """The materialisations of the partitions outside the ``incomplete`` groups, as one batch
+    (the event log writes a batch in one statement, as it does a ranged output's)."""
+    by_key = per_partition.metadata(run, without=incomplete)
+    batch, last = generate_event_batch_id(), len(by_key) - 1
+    for i, (key, metadata) in enumerate(sorted(by_key.items())):
+        materialization = dg.AssetMaterialization(
+            asset_key=context.asset_key, partition=key, metadata=metadata
+        )
+        yield DagsterEvent.asset_materialization(
+            context.step_context, materialization, DagsterEventBatchMetadata(batch, i == last)
+        )
 
 
 def _in_a_step(context: dg.OutputContext) -> bool:

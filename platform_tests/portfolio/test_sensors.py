@@ -142,7 +142,7 @@ def year(tmp_path, monkeypatch):
 def spans(result):
     return sorted(
         (
-            r.asset_selection[0].path[-1],
+            "+".join(k.path[-1] for k in r.asset_selection),
             r.tags["dagster/asset_partition_range_start"],
             r.tags["dagster/asset_partition_range_end"],
         )
@@ -163,7 +163,7 @@ def demo(symbol, interval, first, now=NOW):
     return frame.drop(columns="source").reset_index(drop=True)
 
 
-def test_a_new_symbol_gets_its_partition_and_one_ranged_run_per_asset(year):
+def test_a_new_symbol_gets_its_partition_and_one_ranged_run_for_both_assets(year):
     pf = year
     pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
     first = pf.tick(run=False)
@@ -182,8 +182,7 @@ def test_a_new_symbol_gets_its_partition_and_one_ranged_run_per_asset(year):
     result = pf.tick(run=False)
     assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["ETH-USDT"]]
     assert spans(result) == [
-        ("prices_1d", "2025-05-01|ETH-USDT", "2026-06-15|ETH-USDT"),
-        ("prices_1h", "2025-05-01|ETH-USDT", "2026-06-15|ETH-USDT"),
+        ("prices_1d+prices_1h", "2025-05-01|ETH-USDT", "2026-06-15|ETH-USDT"),
     ]
     for request in pf.price_requests(result):
         pf.execute(request)
@@ -218,8 +217,7 @@ def test_an_earlier_purchase_backfills_only_the_older_range(pf):
     pf.append("2026-03-10,wallet,ETH-USDT,crypto,buy,2,2500,USDT,0")
     older = pf.settle()
     assert spans(older) == [
-        ("prices_1d", "2026-02-18|ETH-USDT", "2026-04-10|ETH-USDT"),
-        ("prices_1h", "2026-02-18|ETH-USDT", "2026-04-10|ETH-USDT"),
+        ("prices_1d+prices_1h", "2026-02-18|ETH-USDT", "2026-04-10|ETH-USDT"),
     ]
     pd.testing.assert_frame_equal(
         stored(pf.warehouse, "prices_1h", "ETH-USDT"),
@@ -244,8 +242,7 @@ def test_sold_to_zero_stops_tracking_and_bought_again_fills_the_gap(pf):
     pf.append("2026-06-20T09:00:00Z,broker,ETH-USDT,crypto,buy,1,3300,USDT,0")
     again = pf.settle(now=later)
     assert spans(again) == [
-        ("prices_1d", "2026-06-15|ETH-USDT", "2026-06-20|ETH-USDT"),
-        ("prices_1h", "2026-06-15|ETH-USDT", "2026-06-20|ETH-USDT"),
+        ("prices_1d+prices_1h", "2026-06-15|ETH-USDT", "2026-06-20|ETH-USDT"),
     ]
     assert pf.tracked() == [("ETH-USDT", True, 1)]
     pd.testing.assert_frame_equal(
@@ -286,8 +283,7 @@ def test_a_trade_on_the_exchange_makes_its_symbol_tracked_like_a_file_line(pf):
     first_trade = rows(pf.warehouse, "SELECT min(ts)::DATE FROM exchange_trades")[0][0]
     start = (first_trade - timedelta(days=20)).isoformat()
     assert spans(result) == [
-        ("prices_1d", f"{start}|SOL-USDT", "2026-06-15|SOL-USDT"),
-        ("prices_1h", f"{start}|SOL-USDT", "2026-06-15|SOL-USDT"),
+        ("prices_1d+prices_1h", f"{start}|SOL-USDT", "2026-06-15|SOL-USDT"),
     ]
     # A sync that brings nothing new asks for no ledger run.
     again = dg.materialize(
@@ -331,7 +327,7 @@ def test_a_failed_tick_loses_no_change(pf, tmp_path):
     pf.warehouse.rmdir()
     moved.rename(pf.warehouse)
     retried = pf.tick(run=False)
-    assert len(spans(retried)) == 2
+    assert len(spans(retried)) == 1
 
 
 def test_run_keys_name_the_range_so_a_repeated_tick_is_deduplicated(pf):
@@ -342,7 +338,9 @@ def test_run_keys_name_the_range_so_a_repeated_tick_is_deduplicated(pf):
     pf.cursor = before  # as if the daemon died before storing the cursor
     second = pf.tick(run=False)
     assert [r.run_key for r in first.run_requests] == [r.run_key for r in second.run_requests]
-    assert pf.price_requests(first)[0].run_key == "prices_1d:ETH-USDT:2026-04-11:2026-06-15"
+    assert (
+        pf.price_requests(first)[0].run_key == "prices_1d+prices_1h:ETH-USDT:2026-04-11:2026-06-15"
+    )
 
 
 def test_no_portfolio_file_is_a_skip_naming_the_path(pf):
@@ -367,7 +365,7 @@ def test_the_interval_comes_from_the_environment_and_is_checked(monkeypatch):
 
 def test_a_history_that_never_arrived_is_asked_again_later_and_then_complete(pf):
     pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
-    assert len(pf.price_requests(pf.settle(run=False))) == 2  # requested; never fills
+    assert len(pf.price_requests(pf.settle(run=False))) == 1  # requested; never fills
     seen = pf.tick(now=NOW + timedelta(minutes=6), run=False)
     assert seen.run_requests == []
     assert sorted(HoldingsCursor.parse(pf.cursor).repairs) == [
@@ -379,8 +377,7 @@ def test_a_history_that_never_arrived_is_asked_again_later_and_then_complete(pf)
     later = NOW + timedelta(minutes=22)  # 15 min after the gap was first seen
     repaired = pf.tick(now=later)
     assert spans(repaired) == [
-        ("prices_1d", "2026-04-11|ETH-USDT", "2026-06-15|ETH-USDT"),
-        ("prices_1h", "2026-04-11|ETH-USDT", "2026-06-15|ETH-USDT"),
+        ("prices_1d+prices_1h", "2026-04-11|ETH-USDT", "2026-06-15|ETH-USDT"),
     ]
     assert all(r.run_key.endswith(":repair1") for r in repaired.run_requests)
     pd.testing.assert_frame_equal(

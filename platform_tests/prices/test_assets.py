@@ -248,6 +248,33 @@ def test_an_unknown_symbol_fails_clearly_and_others_are_kept(instance, warehouse
     assert statuses["ZZZZ"] == "failed" and statuses["AAPL"] == "success"
 
 
+def test_a_symbol_failing_in_a_block_leaves_the_others_materialised(instance, warehouse_file):
+    """A run over a block of symbols × days: the failing symbol's partitions are marked failed,
+    every other symbol's materialised with its own rows, and the run fails naming the symbol."""
+    instance.add_dynamic_partitions("symbols", ["ZZZZ"])
+    block = ["EURUSD=X", "GC=F", "ZZZZ"]
+    assert instance.get_dynamic_partitions("symbols")[-3:] == block
+    result = dg.materialize(
+        [prices_1d],
+        instance=instance,
+        resources=resources_for(warehouse_file, MarketData(now=NOW.isoformat())),
+        tags={
+            "dagster/asset_partition_range_start": "2026-11-16|EURUSD=X",
+            "dagster/asset_partition_range_end": "2026-11-20|ZZZZ",
+        },
+        raise_on_error=False,
+    )
+    assert not result.success
+    keys = [f"2026-11-{d}|{s}" for s in block for d in range(16, 21)]
+    status = instance.get_status_by_partition(prices_1d.key, keys, prices_1d.partitions_def)
+    by_symbol = {s: {status[k].value for k in keys if k.endswith(f"|{s}")} for s in block}
+    assert by_symbol == {"EURUSD=X": {"MATERIALIZED"}, "GC=F": {"MATERIALIZED"}, "ZZZZ": {"FAILED"}}
+    written = partition_metadata(result, prices_1d)
+    assert sorted(written) == sorted(k for k in keys if "ZZZZ" not in k)
+    assert {m[PARTITION_ROWS] for m in written.values()} == {1}  # Monday to Friday: one candle each
+    assert rows(warehouse_file, "SELECT count(*) FROM prices_1d WHERE symbol = 'ZZZZ'") == [(0,)]
+
+
 @pytest.mark.parametrize("asset", [prices_1h, prices_1d])
 def test_downstream_loads_exactly_the_partitions_it_asks_for(instance, warehouse_file, asset):
     run(instance, warehouse_file, asset, "EURUSD=X", "2026-11-02", "2026-11-13")
