@@ -7,9 +7,15 @@ and buying again later does not move that start.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from platform_pkg.portfolio.transactions import Transaction
 
 
 @dataclass(frozen=True)
@@ -36,4 +42,27 @@ def from_summary(summary: Mapping[str, Mapping]) -> dict[str, SymbolHolding]:
             tuple(item.get("accounts", ())),
         )
         for symbol, item in sorted(summary.items())
+    }
+
+
+def from_transactions(transactions: Iterable[Transaction]) -> dict[str, SymbolHolding]:
+    """What validated portfolio-file lines alone say is held (the ledger adds the exchanges'
+    and wallets' legs to this)."""
+    first: dict[str, date] = {}
+    classes: dict[str, str] = {}
+    positions: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for txn in transactions:
+        positions[(txn.symbol, txn.account)] += txn.signed_quantity
+        classes.setdefault(txn.symbol, txn.asset_class)
+        if txn.signed_quantity > 0:
+            day = txn.executed_at.date()
+            first[txn.symbol] = min(day, first.get(txn.symbol, day))
+    return {
+        symbol: SymbolHolding(
+            symbol,
+            classes[symbol],
+            day,
+            tuple(sorted(a for (s, a), held in positions.items() if s == symbol and held > 0)),
+        )
+        for symbol, day in sorted(first.items())
     }

@@ -1,5 +1,8 @@
 """The holdings sensor: the ledger's inputs change → the ledger is rebuilt → holdings change →
-symbol partitions and ranged price backfills.
+symbol partitions and ranged price backfills. A symbol the portfolio file starts to hold gets its
+partition and its history in the tick that asks for the ledger run, not one ledger run later
+(the file's lines are parsed as the ledger run parses them); what only the ledger knows (an
+older acquisition on an exchange, a currency to convert) follows from the holdings it writes.
 
 The sensor only decides. It writes nothing to the warehouse (DuckDB has one writer, and the
 daemon would take it from the runs): what it must record is written by the runs it requests, and
@@ -12,6 +15,7 @@ the UI shows for a tick that requests nothing) and in its log (for a tick that r
 which cannot carry a skip reason).
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import dagster as dg
@@ -22,14 +26,17 @@ from platform_pkg.market.resources import MarketData
 from platform_pkg.partitions import block_range_tags, range_symbols, symbols_partitions
 from platform_pkg.portfolio.assets import portfolio_transactions, rejects_summary, tracked_assets
 from platform_pkg.portfolio.batches import PriceBlock, blocks, new_partition_order
-from platform_pkg.portfolio.positions import from_summary
+from platform_pkg.portfolio.positions import SymbolHolding, from_summary, from_transactions
 from platform_pkg.portfolio.resources import MarketChecks, PortfolioFile, calendar_for
 from platform_pkg.portfolio.tracking import (
     PRICE_ASSETS,
+    Calendar,
     HoldingsCursor,
+    TrackedSymbol,
     plan_repairs,
     plan_tracking,
 )
+from platform_pkg.portfolio.transactions import parse_portfolio
 from platform_pkg.portfolio.valuation import daily_balances, portfolio_value
 from platform_pkg.prices.assets import prices_1d, prices_1h
 from platform_pkg.runs import (
@@ -65,7 +72,8 @@ def sensor_interval_seconds() -> int:
     name="holdings_sensor",
     description="Keeps the ledger and tracking in step with what the user holds. When the "
     "portfolio file or the exchange trades change, it requests a ledger run (portfolio tables, "
-    "transactions, holdings, tracked_assets). When the holdings change, a symbol new to tracking "
+    "transactions, holdings, tracked_assets), and a symbol new in the file gets its history in "
+    "the same tick. When the holdings change, a symbol new to tracking "
     "gets its partition and its price history (a year before its first acquisition, to today); "
     "symbols wanting the same days share ranged runs (both price assets, up to two runs per "
     "batch of new symbols); an earlier acquisition backfills only the older range; "
@@ -94,6 +102,9 @@ def holdings_sensor(
     instance = context.instance
     requests: list[dg.RunRequest] = []
     partitions: list[str] = []
+    checks = MarketChecks(market)
+    ctx = _Tracking(warehouse, calendar_for(now, portfolio.history_days))
+    order = _Order(instance)
 
     digest = portfolio.digest()
     recorded = {
@@ -112,6 +123,16 @@ def holdings_sensor(
             ]
             context.log.info(f"requesting a ledger run: {', '.join(why)}")
             requests.append(_ledger_run(digest, recorded))
+            if digest != cursor.digest and digest is not None:
+                # Symbols the file starts to hold get their history now, alongside the ledger
+                # run rather than after it; what the ledger adds (older acquisitions on an
+                # exchange, currencies) follows from the holdings it writes.
+                early = _new_in_file(context, portfolio, checks, cursor, now)
+                if early:
+                    runs, added, symbols = _tracking_runs(context, {}, early, checks, ctx, order)
+                    requests += runs
+                    partitions += added
+                    cursor.symbols.update(symbols)
             cursor.digest = digest
             cursor.seen = {name: newest for name, (newest, _, _) in recorded.items()} | {
                 REJECTS: cursor.seen.get(REJECTS)
@@ -125,27 +146,12 @@ def holdings_sensor(
     latest = _latest_holdings(instance)
     if latest is not None and latest[0] != cursor.holdings_seen:
         storage_id, summary = latest
-        held = from_summary(summary)
-        checks = MarketChecks(market)
-        calendar = calendar_for(now, portfolio.history_days)
-        with warehouse.connection() as con:
-            coverage = watermarks.read_coverages(con, list(held), [dt for dt, _ in PRICE_ASSETS])
-        order = list(instance.get_dynamic_partitions(symbols_partitions.name))
-        plan = plan_tracking(
-            cursor.symbols,
-            held,
-            coverage=lambda s, dt: coverage.get((s, dt)),
-            earliest=checks.earliest,
-            calendar=calendar,
-            known_partitions=set(order),
+        runs, added, symbols = _tracking_runs(
+            context, cursor.symbols, from_summary(summary), checks, ctx, order
         )
-        for note in plan.notes:
-            context.log.info(note)
-        # New partitions go after the known ones, those wanting the same days side by side, so
-        # that a block of them is one run.
-        partitions = new_partition_order(plan.new_partitions, plan.requests)
-        requests += [_price_run(block) for block in blocks(plan.requests, order + partitions)]
-        cursor.symbols = plan.symbols
+        requests += runs
+        partitions += added
+        cursor.symbols = symbols
         cursor.holdings_seen = storage_id
     elif not requests:
         repairs = _repairs(context, cursor, warehouse, market, portfolio, now)
@@ -172,6 +178,81 @@ def holdings_sensor(
         cursor=cursor.dump(),
         skip_reason=skip,
     )
+
+
+@dataclass(frozen=True)
+class _Tracking:
+    warehouse: Warehouse
+    calendar: Calendar
+
+
+class _Order:
+    """The symbol partitions in the order they were added (read once, when first needed), and
+    the ones a tick adds after them."""
+
+    def __init__(self, instance: dg.DagsterInstance):
+        self._instance = instance
+        self._keys: list[str] | None = None
+
+    @property
+    def keys(self) -> list[str]:
+        if self._keys is None:
+            self._keys = list(self._instance.get_dynamic_partitions(symbols_partitions.name))
+        return self._keys
+
+
+def _tracking_runs(
+    context: dg.SensorEvaluationContext,
+    previous: dict[str, TrackedSymbol],
+    held: dict[str, SymbolHolding],
+    checks: MarketChecks,
+    ctx: _Tracking,
+    order: _Order,
+) -> tuple[list[dg.RunRequest], list[str], dict[str, TrackedSymbol]]:
+    """The price runs and new partitions that bring tracking from ``previous`` to ``held``, and
+    the symbols' new tracking state."""
+    with ctx.warehouse.connection() as con:
+        coverage = watermarks.read_coverages(con, list(held), [dt for dt, _ in PRICE_ASSETS])
+    plan = plan_tracking(
+        previous,
+        held,
+        coverage=lambda s, dt: coverage.get((s, dt)),
+        earliest=checks.earliest,
+        calendar=ctx.calendar,
+        known_partitions=set(order.keys),
+    )
+    for note in plan.notes:
+        context.log.info(note)
+    # New partitions go after the known ones, those wanting the same days side by side, so that
+    # a block of them is one run.
+    added = new_partition_order(plan.new_partitions, plan.requests)
+    order.keys.extend(added)
+    return [_price_run(block) for block in blocks(plan.requests, order.keys)], added, plan.symbols
+
+
+def _new_in_file(
+    context: dg.SensorEvaluationContext,
+    portfolio: PortfolioFile,
+    checks: MarketChecks,
+    cursor: HoldingsCursor,
+    now: datetime,
+) -> dict[str, SymbolHolding]:
+    """The symbols the portfolio file's valid lines hold that tracking has never seen, parsed
+    as the ledger run parses them (only the new symbols are asked of the market)."""
+    snapshot = portfolio.read()
+    if snapshot is None:
+        return {}
+    try:
+        parsed = parse_portfolio(
+            snapshot.text,
+            known_symbol=lambda s: None if s in cursor.symbols else checks.unknown_reason(s),
+            now=now,
+        )
+    except Exception as exc:  # a file the ledger run will reject as a whole, a source down
+        context.log.info(f"new symbols wait for the ledger run: {type(exc).__name__}: {exc}")
+        return {}
+    held = from_transactions(parsed.transactions)
+    return {s: h for s, h in held.items() if h.active and s not in cursor.symbols}
 
 
 def _input_changes(

@@ -86,11 +86,22 @@ class Portfolio:
         return result
 
     def settle(self, now=NOW, run=True):
-        """A change's ledger run, then the tick that acts on the holdings it wrote."""
+        """A change's ledger run, then the tick that acts on the holdings it wrote; with the
+        price runs of both (the file's new symbols are asked for alongside the ledger run)."""
         first = self.tick(now, run)
         assert not isinstance(first, dg.SkipReason), first
         assert self.ledger_requests(first), "a changed input asks for a ledger run"
-        return self.tick(now, run)
+        second = self.tick(now, run)
+        early = self.price_requests(first)
+        if not early:
+            return second
+        later = [] if isinstance(second, dg.SkipReason) else second
+        return dg.SensorResult(
+            run_requests=early + list(getattr(later, "run_requests", [])),
+            dynamic_partitions_requests=list(first.dynamic_partitions_requests)
+            + list(getattr(later, "dynamic_partitions_requests", [])),
+            cursor=self.cursor,
+        )
 
     @staticmethod
     def price_requests(result):
@@ -177,14 +188,14 @@ def test_a_new_symbol_gets_its_partition_and_one_ranged_run_for_both_assets(year
         "daily_balances",
         "portfolio_value",
     ]
-    assert pf.price_requests(first) == [], "the sensor acts on the holdings the ledger run writes"
-    assert pf.tracked() == [("ETH-USDT", True, 1)]
-    result = pf.tick(run=False)
-    assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["ETH-USDT"]]
-    assert spans(result) == [
+    # The file's new symbol gets its partition and its history alongside the ledger run.
+    assert [r.partition_keys for r in first.dynamic_partitions_requests] == [["ETH-USDT"]]
+    assert spans(first) == [
         ("prices_1d+prices_1h", "2025-05-01|ETH-USDT", "2026-06-15|ETH-USDT"),
     ]
-    for request in pf.price_requests(result):
+    assert pf.tracked() == [("ETH-USDT", True, 1)]
+    assert quiet(pf.tick(run=False)), "the holdings the ledger wrote agree: nothing more to ask"
+    for request in pf.price_requests(first):
         pf.execute(request)
     for table, interval in (("prices_1d", "1d"), ("prices_1h", "1h")):
         pd.testing.assert_frame_equal(
@@ -315,8 +326,8 @@ def test_no_second_ledger_run_while_one_is_in_flight(pf):
 
 
 def test_a_failed_tick_loses_no_change(pf, tmp_path):
+    pf.tick(run=False)
     pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
-    pf.tick(run=False)  # the ledger run
     before = pf.cursor
     moved = tmp_path / "elsewhere.duckdb"
     pf.warehouse.rename(moved)
@@ -327,12 +338,12 @@ def test_a_failed_tick_loses_no_change(pf, tmp_path):
     pf.warehouse.rmdir()
     moved.rename(pf.warehouse)
     retried = pf.tick(run=False)
-    assert len(spans(retried)) == 1
+    assert len(spans(retried)) == 1 and pf.ledger_requests(retried)
 
 
 def test_run_keys_name_the_range_so_a_repeated_tick_is_deduplicated(pf):
-    pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
     pf.tick(run=False)
+    pf.append("2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0")
     before = pf.cursor
     first = pf.tick(run=False)
     pf.cursor = before  # as if the daemon died before storing the cursor
@@ -458,6 +469,7 @@ def test_a_tick_that_requests_runs_logs_the_rejected_lines(pf, capfd):
     )
     pf.tick(run=False)
     capfd.readouterr()
+    pf.append("2026-05-03,broker,SOL-USDT,crypto,buy,1,150,USDT,0")  # the next tick asks for runs
     acted = pf.tick(run=False)
     assert pf.price_requests(acted), "a tick with runs cannot carry a skip reason"
     assert (
