@@ -138,13 +138,14 @@ def partition_range_tags(window: SymbolWindow) -> dict[str, str]:
     }
 
 
-def block_range_tags(symbols: Sequence[str], first_day: date, last_day: date) -> dict[str, str]:
-    """Run tags that make one run cover the days ``first_day``..``last_day`` of the symbols
-    from ``symbols[0]`` to ``symbols[-1]`` (every symbol between them in the partitions' order)."""
-    return {
-        RANGE_START_TAG: f"{first_day.isoformat()}|{symbols[0]}",
-        RANGE_END_TAG: f"{last_day.isoformat()}|{symbols[-1]}",
-    }
+def block_range_tags(
+    first_key: str, last_key: str, first_day: date, last_day: date, dimension: str = "symbol"
+) -> dict[str, str]:
+    """Run tags that make one run cover the days ``first_day``..``last_day`` × the keys of
+    ``dimension`` from ``first_key`` to ``last_key`` in the partitions' order (a rectangle)."""
+    start = dg.MultiPartitionKey({"date": first_day.isoformat(), dimension: first_key})
+    end = dg.MultiPartitionKey({"date": last_day.isoformat(), dimension: last_key})
+    return {RANGE_START_TAG: str(start), RANGE_END_TAG: str(end)}
 
 
 def range_symbols(tags: Mapping[str, str], order: Sequence[str]) -> set[str]:

@@ -20,6 +20,7 @@ from platform_pkg.market.catalogue import asset_class_of
 from platform_pkg.market.resources import MarketData
 from platform_pkg.partitions import (
     SymbolWindow,
+    block_range_tags,
     daily_partitions,
     day_start,
     partition_range_tags,
@@ -27,7 +28,6 @@ from platform_pkg.partitions import (
     wallets_partitions,
 )
 from platform_pkg.portfolio.refresh import contiguous_blocks
-from platform_pkg.prices.schedules import block_range_tags
 from platform_pkg.runs import REASON_TAG, TRIGGER_TAG, seconds_from_env
 from platform_pkg.trades.schedules import trades_job
 from platform_pkg.wallets.schedules import wallets_job
@@ -108,7 +108,7 @@ def accounts_sensor(context: dg.SensorEvaluationContext, accounts: Accounts, mar
                     run_key=f"accounts:{account.name}:{sig}:{block.first}..{block.last}:{today}",
                     job_name=trades_job.name,
                     tags={
-                        **block_range_tags(block, first, today),
+                        **block_range_tags(block.first, block.last, first, today),
                         TRIGGER_TAG: "accounts_sensor",
                         REASON_TAG: f"exchange account {account.name} new or changed",
                     },

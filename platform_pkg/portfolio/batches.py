@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 from math import ceil
 
+from platform_pkg.portfolio.refresh import contiguous_blocks
 from platform_pkg.portfolio.tracking import PRICE_ASSETS, PriceRequest
 
 # Runs a block of symbols is split into, at most: two cores start and fetch two runs at once.
@@ -81,7 +82,10 @@ def blocks(
     result: list[PriceBlock] = []
     for (types, first, last, repair), members in groups.items():
         reasons = {s: wanted[0].reason for s, wanted in members}
-        for run in _consecutive(sorted(reasons), position):
+        # Symbols the order does not hold (none: the sensor adds them first) run alone.
+        runs = [b.symbols for b in contiguous_blocks(order, reasons)]
+        runs += [(s,) for s in sorted(reasons) if s not in position]
+        for run in runs:
             size = ceil(len(run) / max(min(parallel, len(run)), ceil(len(run) / max_symbols)))
             for i in range(0, len(run), size):
                 chunk = tuple(run[i : i + size])
@@ -89,21 +93,6 @@ def blocks(
                     PriceBlock(types, chunk, first, last, _reason(chunk, reasons), repair)
                 )
     return sorted(result, key=lambda b: (position.get(b.symbols[0], len(position)), b.run_key))
-
-
-def _consecutive(symbols: list[str], position: Mapping[str, int]) -> list[list[str]]:
-    """``symbols`` split into runs that are consecutive in the partitions' order; a symbol the
-    order does not hold is a run of its own."""
-    placed = sorted((position[s], s) for s in symbols if s in position)
-    runs: list[list[str]] = [[s] for s in symbols if s not in position]
-    previous = None
-    for index, symbol in placed:
-        if previous is not None and index == previous + 1:
-            runs[-1].append(symbol)
-        else:
-            runs.append([symbol])
-        previous = index
-    return runs
 
 
 def _reason(symbols: tuple[str, ...], reasons: Mapping[str, str]) -> str:

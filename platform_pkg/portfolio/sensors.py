@@ -360,7 +360,9 @@ def _price_run(block: PriceBlock) -> dg.RunRequest:
         run_key=block.run_key,
         asset_selection=[dg.AssetKey(data_type) for data_type in block.data_types],
         tags={
-            **block_range_tags(block.symbols, block.first_day, block.last_day),
+            **block_range_tags(
+                block.symbols[0], block.symbols[-1], block.first_day, block.last_day
+            ),
             TRIGGER_TAG: "holdings_sensor",
             REASON_TAG: block.reason[:200],
         },

@@ -13,9 +13,14 @@ import dagster as dg
 from pydantic import Field
 
 from platform_pkg.market.resources import MarketData
-from platform_pkg.partitions import daily_partitions, day_start, symbols_partitions
+from platform_pkg.partitions import (
+    block_range_tags,
+    daily_partitions,
+    day_start,
+    symbols_partitions,
+)
 from platform_pkg.portfolio import tracked
-from platform_pkg.portfolio.refresh import Block, contiguous_blocks, open_symbols
+from platform_pkg.portfolio.refresh import contiguous_blocks, open_symbols
 from platform_pkg.prices.jobs import prices_job
 from platform_pkg.runs import SCHEDULE_TAG, in_flight
 from platform_pkg.warehouse.resources import Warehouse
@@ -172,21 +177,11 @@ def block_requests(
     return [
         dg.RunRequest(
             run_key=f"{name}:{stamp}:{block.first}..{block.last}",
-            tags={**block_range_tags(block, first, last, dimension), SCHEDULE_TAG: name},
+            tags={
+                **block_range_tags(block.first, block.last, first, last, dimension),
+                SCHEDULE_TAG: name,
+            },
             run_config=run_config or {},
         )
         for block in blocks
     ]
-
-
-def block_range_tags(
-    block: Block, first: date, last: date, dimension: str = "symbol"
-) -> dict[str, str]:
-    """Tags for one run over ``first``..``last`` × the block's keys of ``dimension`` (a
-    partition rectangle)."""
-    start = dg.MultiPartitionKey({"date": first.isoformat(), dimension: block.first})
-    end = dg.MultiPartitionKey({"date": last.isoformat(), dimension: block.last})
-    return {
-        "dagster/asset_partition_range_start": str(start),
-        "dagster/asset_partition_range_end": str(end),
-    }

@@ -98,7 +98,7 @@ def test_different_reasons_are_summarised():
 
 
 def test_a_block_range_covers_the_symbols_between_its_ends():
-    tags = block_range_tags(["B", "D"], FIRST, LAST)
+    tags = block_range_tags("B", "D", FIRST, LAST)
     assert tags == {
         "dagster/asset_partition_range_start": "2025-06-15|B",
         "dagster/asset_partition_range_end": "2026-06-15|D",
