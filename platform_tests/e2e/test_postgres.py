@@ -9,7 +9,7 @@ from platform_tests import postgres
 from platform_tests.e2e.harness import DagsterDev
 from platform_tests.e2e.test_daemon import HEADER, NOW
 from platform_tests.e2e.test_daemon import (
-    test_a_new_holding_becomes_one_ranged_run_per_asset_and_exactly_the_demo_candles as new_holding,
+    test_a_new_holding_becomes_one_ranged_run_of_both_assets_and_exactly_the_demo_candles as new_holding,
 )
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,7 @@ def dev(postgres_server, tmp_path):
         yield server
 
 
-def test_a_new_holding_becomes_one_ranged_run_per_asset_on_the_postgres_instance(
+def test_a_new_holding_becomes_one_ranged_run_of_both_assets_on_the_postgres_instance(
     dev, postgres_server
 ):
     new_holding(dev)

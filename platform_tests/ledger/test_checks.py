@@ -250,7 +250,8 @@ def test_the_ledger_run_the_holdings_sensor_requests_runs_the_checks(tmp_path, i
     with dg.build_sensor_context(
         instance=instance, resources=resources, definitions=defs
     ) as context:
-        (request,) = holdings_sensor.evaluate_tick(context).run_requests
+        requests = holdings_sensor.evaluate_tick(context).run_requests
+    (request,) = [r for r in requests if r.tags.get("platform/ledger")]
     assert {k.to_user_string() for k in request.asset_check_keys} == {
         "transactions:unique_key",
         "transactions:no_negative_holding",
