@@ -9,6 +9,11 @@ fi
 if [ -z "${PLATFORM_ACCOUNTS:-}" ] && [ ! -f data/accounts.toml ]; then
   cp data/demo/accounts.toml data/accounts.toml
 fi
+# A fresh warehouse gets its asset catalogue once now (exit 1: none yet); catalog_refresh keeps it.
+if [ "$(python -m platform_pkg.cli symbols search --limit 1 - >/dev/null 2>&1; echo $?)" = 1 ]; then
+  dagster asset materialize -m platform_pkg.definitions --select asset_catalog >/dev/null 2>&1 ||
+    echo "the asset catalogue could not be built now; catalog_refresh builds it (Mondays)" >&2
+fi
 # One "planned" event per ranged run instead of one per partition. Caveat: a failed ranged run
 # then does not mark its partitions failed in the UI. Set it to 0 to have them marked: the planned
 # events are written in bulk too, at a measured cost of ~15 s for 20 new holdings (bench/README.md).

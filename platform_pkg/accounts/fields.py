@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,6 +25,7 @@ from platform_pkg.accounts.model import (
     ExchangeAccount,
     WalletAccount,
 )
+from platform_pkg.catalog.lookup import StoredCatalogue
 from platform_pkg.market.catalogue import asset_class_of
 from platform_pkg.symbols import InvalidSymbolError, canonical_symbol
 
@@ -56,6 +57,10 @@ class Checks:
     known_chain: Callable[[str], bool] | None
     debank_key_set: bool | None
     exchange_ids: Sequence[str] | None
+    # The warehouse's asset catalogue, read only if a market needs it and only if no writer holds
+    # the file (a sensor tick must not wait): a market it does not list for the account's
+    # exchange is refused with close matches; without it, markets are checked for form only.
+    catalogue: StoredCatalogue = field(default_factory=lambda: StoredCatalogue(wait_seconds=0))
 
 
 _ANY_HEADER = re.compile(r"""^\s*\[\[?\s*[\w."' -]+\s*\]\]?\s*(#.*)?$""")
@@ -163,7 +168,8 @@ def exchange_account(table: Table, checks: Checks) -> ExchangeAccount | None:
     paging = table.string("paging") or "auto"
     if paging not in PAGING_MODES:
         table.error("paging", f"{_show(paging)} is not one of {_either(PAGING_MODES)}")
-    markets, api_url, history_from = _markets(table), _api_url(table), _history_from(table)
+    markets = _markets(table, checks, None if demo else exchange)
+    api_url, history_from = _api_url(table), _history_from(table)
     if table.errors or exchange is None or table.name is None:
         return None
     return ExchangeAccount(
@@ -239,7 +245,7 @@ def _looks_like_secret(var: str) -> bool:
     return len(var) >= 20 and "_" not in var and any(ch.isdigit() for ch in var)
 
 
-def _markets(table: Table) -> tuple[str, ...] | None:
+def _markets(table: Table, checks: Checks, exchange: str | None) -> tuple[str, ...] | None:
     items = table.strings("markets", '["BTC-USDT"]')
     if items is None:
         return None
@@ -254,9 +260,15 @@ def _markets(table: Table) -> tuple[str, ...] | None:
             table.error("markets", f"market {_show(item)}: {exc}")
             continue
         if asset_class_of(key) != "crypto":
+            hint = checks.catalogue.hint(key)
             table.error(
-                "markets", f"market {_show(item)} is not a crypto pair like BTC-USDT (BASE-QUOTE)"
+                "markets",
+                f"market {_show(item)} is not a crypto pair like BTC-USDT (BASE-QUOTE){hint}",
             )
+            continue
+        unlisted = checks.catalogue.unlisted_market(exchange, key) if exchange else None
+        if unlisted:
+            table.error("markets", f"market {_show(item)}: {unlisted}")
             continue
         keys.append(key)
     return tuple(dict.fromkeys(keys))

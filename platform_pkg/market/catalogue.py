@@ -44,9 +44,11 @@ def exchange_market(symbol: str) -> str:
     return f"{base}/{quote}"
 
 
-# CoinGecko names coins by id, not ticker (many coins share a ticker), so the fallback serves
-# only coins listed here. Quotes pegged to a currency are priced in that currency.
-COINGECKO_IDS: dict[str, str] = {
+# CoinGecko names coins by id, not ticker (many coins share a ticker). The CoinGecko source
+# resolves a ticker from the asset catalogue (platform_pkg.catalog); this seed of long-listed coins
+# answers only while there is no catalogue, and it is what on-chain tokens and currency codes are
+# checked against, which must not change with a weekly refresh (see token_symbol).
+COINGECKO_SEED: dict[str, str] = {
     "BTC": "bitcoin",
     "ETH": "ethereum",
     "SOL": "solana",
@@ -68,6 +70,7 @@ COINGECKO_IDS: dict[str, str] = {
     "TON": "the-open-network",
     "SHIB": "shiba-inu",
 }
+# Quotes pegged to a currency are priced in that currency.
 COINGECKO_VS: dict[str, str] = {
     "USDT": "usd",
     "USDC": "usd",
@@ -80,14 +83,15 @@ COINGECKO_VS: dict[str, str] = {
 }
 
 
-def coingecko_coin(symbol: str) -> tuple[str, str] | None:
-    """``BTC-USDT`` → ``("bitcoin", "usd")``, or None if CoinGecko is not mapped for it."""
+def coingecko_pair(symbol: str) -> tuple[str, str] | None:
+    """``BTC-USDT`` → ``("BTC", "usd")``: the coin's ticker and CoinGecko's vs currency, or None
+    when CoinGecko cannot quote the pair."""
     try:
         base, quote = split_pair(symbol)
     except ValueError:
         return None
-    coin, vs = COINGECKO_IDS.get(base), COINGECKO_VS.get(quote)
-    return (coin, vs) if coin and vs else None
+    vs = COINGECKO_VS.get(quote)
+    return (base, vs) if vs else None
 
 
 # On-chain tokens the platform can price: a wrapped coin is its coin, and a chain's native token
@@ -101,10 +105,13 @@ CHAIN_NATIVE = {
 
 
 def token_symbol(ticker: str | None) -> str | None:
-    """The platform symbol (``ETH-USDT``) of an on-chain token's ticker, where the catalogue
-    knows the coin; None for a token it cannot price (kept in the ledger by its token id)."""
+    """The platform symbol (``ETH-USDT``) of an on-chain token's ticker, for the seed's coins and
+    the demo market's; None for a token it cannot price (kept in the ledger by its token id).
+
+    Not the asset catalogue: the ledger derives legs incrementally, so a token must map to the
+    same symbol for every transaction, whatever a later refresh adds."""
     if not ticker:
         return None
     base = TOKEN_ALIASES.get(ticker.upper(), ticker.upper())
-    known = base in COINGECKO_IDS or f"{base}-USDT" in DEMO_LISTINGS
+    known = base in COINGECKO_SEED or f"{base}-USDT" in DEMO_LISTINGS
     return f"{base}-USDT" if known else None

@@ -14,17 +14,24 @@ the length of the range asked for (5-minutely for the last day, hourly for 2–9
 
 The demo (free) plan serves the last 365 days only; a key for the pro API (``pro-api`` in the base
 URL) lifts that. The API key travels in a header, never in the URL.
+
+A pair's coin is its ticker's coin in the asset catalogue (the best market-cap rank among coins
+sharing it). Without a catalogue, the seed's long-listed coins, then ``/coins/list``, asked once
+per source (per run) and counted like any request: a ticker only one coin has is that coin.
+The source also reads the coin directory for the catalogue (``/coins/list``, ``/coins/markets``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from platform_pkg.market.candles import candles_frame, ceil_time, interval_delta, to_ms
-from platform_pkg.market.catalogue import coingecko_coin
+from platform_pkg.market.catalogue import COINGECKO_SEED, coingecko_pair
 from platform_pkg.market.http import Gate, JsonApi, classify_http
 from platform_pkg.market.ratelimit import SharedTokenBucket
 from platform_pkg.market.retry import RetryPolicy, SourceUnavailable, call_with_retries
@@ -34,6 +41,14 @@ DEFAULT_URL = "https://api.coingecko.com/api/v3"
 FREE_HISTORY = timedelta(days=365)
 MAX_SPAN = timedelta(days=89)  # hourly samples up to 90 days
 MIN_SPAN = timedelta(days=2, hours=1)  # shorter ranges near "now" come 5-minutely
+MARKETS_PAGE = 250  # the most /coins/markets serves a page
+
+
+def catalogue_coin(ticker: str) -> str | None:
+    """The coin id the asset catalogue in the platform's warehouse gives ``ticker``, if any."""
+    from platform_pkg.catalog.lookup import StoredCatalogue
+
+    return StoredCatalogue().coingecko_id(ticker)
 
 
 class CoinGeckoSource:
@@ -51,8 +66,12 @@ class CoinGeckoSource:
         timeout: float,
         base_url: str | None = None,
         api_key: str | None = None,
+        catalogue: Callable[[str], str | None] = catalogue_coin,
     ):
         self.base_url = (base_url or DEFAULT_URL).rstrip("/")
+        self.catalogue = catalogue
+        self._coins: dict[str, str | None] = {}  # ticker → coin id, as resolved in this run
+        self._listed: dict[str, list[str]] | None = None  # /coins/list by ticker, once asked
         self.pro = "pro-api." in self.base_url
         self.clock, self.meter, self.bucket, self.policy = clock, meter, bucket, policy
         headers = {"accept": "application/json"}
@@ -71,10 +90,63 @@ class CoinGeckoSource:
         return f"CoinGeckoSource({self.base_url})"
 
     def coin(self, symbol: str) -> tuple[str, str]:
-        mapped = coingecko_coin(symbol)
-        if mapped is None:
+        pair = coingecko_pair(symbol)
+        if pair is None:
             raise UnknownSymbolError(f"CoinGecko has no coin mapped for {symbol}")
-        return mapped
+        ticker, vs = pair
+        if ticker not in self._coins:
+            self._coins[ticker] = (
+                self.catalogue(ticker) or COINGECKO_SEED.get(ticker) or self._listed_coin(ticker)
+            )
+        coin = self._coins[ticker]
+        if coin is None:
+            raise UnknownSymbolError(f"CoinGecko has no coin mapped for {symbol}")
+        return coin, vs
+
+    def _listed_coin(self, ticker: str) -> str | None:
+        if self._listed is None:
+            self._listed = {}
+            for row in self.coins_list():
+                if isinstance(row, dict) and isinstance(row.get("symbol"), str):
+                    self._listed.setdefault(row["symbol"].upper(), []).append(str(row.get("id")))
+        ids = self._listed.get(ticker, [])
+        if len(ids) > 1:
+            raise UnknownSymbolError(
+                f"CoinGecko lists {len(ids)} coins with the ticker {ticker} ({', '.join(ids[:5])}"
+                f"{', …' if len(ids) > 5 else ''}): the asset catalogue (asset_catalog) picks the "
+                "one with the best market-cap rank; materialise it"
+            )
+        return ids[0] if ids else None
+
+    # -- the coin directory -----------------------------------------------------------------
+    def coins_list(self) -> list[Any]:
+        """Every coin CoinGecko lists (``id``, ``symbol``, ``name``): one request."""
+        return self._directory("/coins/list", {}, "the coin list")
+
+    def coins_markets(self, page: int, per_page: int = MARKETS_PAGE) -> list[Any]:
+        """Page ``page`` (from 1) of the coins by market cap, with ``market_cap_rank``."""
+        params = {
+            "vs_currency": "usd",
+            "order": "market_cap_desc",
+            "per_page": per_page,
+            "page": page,
+        }
+        return self._directory("/coins/markets", params, f"coins by market cap, page {page}")
+
+    def _directory(self, path: str, params: dict[str, Any], what: str) -> list[Any]:
+        data = call_with_retries(
+            lambda: self.api.get(path, params),
+            classify=classify_http,
+            policy=self.policy,
+            bucket=self.bucket,
+            what=what,
+            secrets=self._secrets,
+        )
+        if not isinstance(data, list):
+            raise SourceUnavailable(
+                self.name, f"{self.name}: {what}: expected a JSON list, got {type(data).__name__}"
+            )
+        return data
 
     def earliest(self, symbol: str, interval: str) -> datetime | None:
         self.coin(symbol)  # an unmapped coin is an unknown symbol

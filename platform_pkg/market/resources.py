@@ -156,12 +156,12 @@ class MarketData(dg.ConfigurableResource):
         if setting == "demo":
             return DemoMarket(clock=self.clock(), page_limit=self.demo_page_limit, meter=meter)
         if setting == "ccxt":
-            primary = self._ccxt(settings, meter)
+            primary = self.ccxt_source(settings, meter)
             if settings.crypto_fallback == "coingecko":
-                return FallbackSource(primary, self._coingecko(settings, meter))
+                return FallbackSource(primary, self.coingecko_source(settings, meter))
             return primary
         if setting == "coingecko":
-            return self._coingecko(settings, meter)
+            return self.coingecko_source(settings, meter)
         return self._yahoo(settings, meter)
 
     def reference_source(self, meter: RequestMeter) -> tuple[PriceSource | None, str]:
@@ -175,12 +175,14 @@ class MarketData(dg.ConfigurableResource):
             )
         if settings.crypto_source == "coingecko":
             return None, "crypto prices come from CoinGecko itself, the only reference source"
-        return self._coingecko(settings, meter), ""
+        return self.coingecko_source(settings, meter), ""
 
     def _bucket(self, settings: MarketSettings, source: str, limit: RateLimit) -> SharedTokenBucket:
         return SharedTokenBucket(source, bucket_file(settings.state_dir, source), limit)
 
-    def _ccxt(self, settings: MarketSettings, meter: RequestMeter) -> PriceSource:
+    def ccxt_source(self, settings: MarketSettings, meter: RequestMeter) -> PriceSource:
+        """The configured exchange through ccxt, its requests counted on ``meter`` and sharing
+        the exchange's rate limit with every other process."""
         exchange = settings.ccxt_exchange
         limit = RateLimit.parse(settings.ccxt_rate_limit or default_rate_limit(exchange))
         return CcxtSource(
@@ -196,7 +198,8 @@ class MarketData(dg.ConfigurableResource):
             api_secret=settings.ccxt_api_secret,
         )
 
-    def _coingecko(self, settings: MarketSettings, meter: RequestMeter) -> PriceSource:
+    def coingecko_source(self, settings: MarketSettings, meter: RequestMeter) -> PriceSource:
+        """CoinGecko, its requests counted on ``meter`` under its shared rate limit."""
         return CoinGeckoSource(
             clock=self.clock(),
             meter=meter,

@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from platform_pkg.catalog.lookup import StoredCatalogue
 from platform_pkg.market.resources import MarketData
 from platform_pkg.market.source import RequestMeter, UnknownSymbolError
 from platform_pkg.partitions import daily_partitions
@@ -65,9 +66,11 @@ class PortfolioFile(dg.ConfigurableResource):
 
 @dataclass
 class MarketChecks:
-    """What the configured sources serve, asked once per symbol and interval per evaluation."""
+    """What the configured sources serve, asked once per symbol and interval per evaluation. Why a
+    symbol is unknown names what the asset catalogue holds close to it (when there is one)."""
 
     market: MarketData
+    catalogue: StoredCatalogue = field(default_factory=StoredCatalogue)
     _earliest: dict[tuple[str, str], datetime | None] = field(default_factory=dict)
     _unknown: dict[str, str] = field(default_factory=dict)
 
@@ -78,7 +81,7 @@ class MarketChecks:
                 self.earliest(symbol, "1d")
                 self._unknown[symbol] = ""
             except UnknownSymbolError as exc:
-                self._unknown[symbol] = str(exc)
+                self._unknown[symbol] = f"{exc}{self.catalogue.hint(symbol)}"
         return self._unknown[symbol] or None
 
     def earliest(self, symbol: str, interval: str) -> datetime | None:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 
+from platform_pkg.catalog import lookup
 from platform_pkg.ledger.assets import SUMMARY_METADATA, holdings, transactions
 from platform_pkg.ledger.legs import INPUTS
 from platform_pkg.market.resources import MarketData
@@ -32,6 +33,7 @@ from platform_pkg.portfolio.tracking import (
     PRICE_ASSETS,
     Calendar,
     HoldingsCursor,
+    PriceRequest,
     TrackedSymbol,
     plan_repairs,
     plan_tracking,
@@ -213,6 +215,7 @@ def _tracking_runs(
     the symbols' new tracking state."""
     with ctx.warehouse.connection() as con:
         coverage = watermarks.read_coverages(con, list(held), [dt for dt, _ in PRICE_ASSETS])
+        gone = lookup.delisted(con, [s for s, h in held.items() if h.active])
     plan = plan_tracking(
         previous,
         held,
@@ -227,7 +230,18 @@ def _tracking_runs(
     # a block of them is one run.
     added = new_partition_order(plan.new_partitions, plan.requests)
     order.keys.extend(added)
-    return [_price_run(block) for block in blocks(plan.requests, order.keys)], added, plan.symbols
+    requests = _listed(context, plan.requests, gone)
+    return [_price_run(block) for block in blocks(requests, order.keys)], added, plan.symbols
+
+
+def _listed(
+    context: dg.SensorEvaluationContext, requests: list[PriceRequest], gone: dict[str, str]
+) -> list[PriceRequest]:
+    """``requests`` without those of symbols the asset catalogue says are delisted (their
+    history is kept; the schedules stop refreshing them too), saying so for each."""
+    for symbol, why in sorted(gone.items()):
+        context.log.info(f"{symbol}: {why}; its history is kept and no longer refreshed")
+    return [r for r in requests if r.window.symbol not in gone]
 
 
 def _new_in_file(
@@ -338,6 +352,7 @@ def _repairs(
     active = [s for s, held in cursor.symbols.items() if held.active]
     with warehouse.connection() as con:
         coverage = watermarks.read_coverages(con, active, [dt for dt, _ in PRICE_ASSETS])
+        gone = lookup.delisted(con, active)
     cursor.prices_checked_at = now.isoformat()
     order = list(context.instance.get_dynamic_partitions(symbols_partitions.name))
     repairs = plan_repairs(
@@ -352,7 +367,8 @@ def _repairs(
     for note in repairs.notes:
         context.log.warning(note)
     cursor.repairs = repairs.repairs
-    return [_price_run(block) for block in blocks(repairs.requests, order)]
+    listed = [r for r in repairs.requests if r.window.symbol not in gone]
+    return [_price_run(block) for block in blocks(listed, order)]
 
 
 def _price_run(block: PriceBlock) -> dg.RunRequest:

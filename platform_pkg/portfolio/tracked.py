@@ -17,6 +17,7 @@ from datetime import date, datetime
 import duckdb
 import pandas as pd
 
+from platform_pkg.catalog import lookup
 from platform_pkg.warehouse.upsert import TableSpec, table_columns
 
 TABLE = "tracked_assets"
@@ -85,13 +86,15 @@ def price_update(symbol: str, at: datetime) -> pd.DataFrame:
 
 
 def active_symbols(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """Active symbol → asset class; empty when nothing is tracked yet."""
+    """Active symbol → asset class, leaving out what the asset catalogue says is delisted (its
+    history is kept, not refreshed); empty when nothing is tracked yet."""
     if not table_columns(con, TABLE):
         return {}
     rows = con.execute(
         f"SELECT asset_id, asset_class FROM {TABLE} WHERE is_active ORDER BY asset_id"  # noqa: S608
     ).fetchall()
-    return dict(rows)
+    gone = lookup.delisted(con, [symbol for symbol, _ in rows])
+    return {symbol: kind for symbol, kind in rows if symbol not in gone}
 
 
 def _stamp(value) -> datetime | None:

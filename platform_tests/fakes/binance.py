@@ -79,6 +79,7 @@ class FakeBinance(FakeServer):
         self._weight_lock = threading.Lock()
         self._minute, self._used = 0, 0
         self.throttled = 0  # 429s answered for going over ``weight_limit``
+        self.halted: set[str] = set()  # pairs exchangeInfo lists with status BREAK (not trading)
 
     # -- what the exchange holds ------------------------------------------------------------
     def klines(self, symbol_id: str, interval: str, start_ms: int, end_ms: int) -> list[list]:
@@ -265,7 +266,8 @@ class FakeBinance(FakeServer):
             ],
             "exchangeFilters": [],
             "symbols": [
-                self._symbol(sid, base, quote) for sid, (base, quote) in self.pairs.items()
+                self._symbol(sid, base, quote) | ({"status": "BREAK"} if sid in self.halted else {})
+                for sid, (base, quote) in self.pairs.items()
             ],
         }
 

@@ -5,6 +5,10 @@ after it opens, at that hour's open price in the demo market), with the API's au
 granularity: 5-minutely for a range within the last day, hourly up to 90 days, daily (00:00 UTC)
 beyond; the latest price is appended when the range reaches "now". Keyless and demo-key requests
 older than 365 days are refused with CoinGecko's error 10012.
+
+The coin directory too: ``/coins/list`` (every coin in ``directory``, as given: malformed rows
+stay malformed) and ``/coins/markets`` (coins by ``ranks``, best first, then the unranked with a
+null rank; ``per_page`` at most 250, ``page`` from 1).
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ from platform_tests.fakes.server import FakeServer, Request, Response
 
 SAMPLE_OFFSET_MS = 37_000
 DAY = 86_400
+NAMES = {
+    "bitcoin": ("btc", "Bitcoin"),
+    "ethereum": ("eth", "Ethereum"),
+    "solana": ("sol", "Solana"),
+}
 
 
 class FakeCoinGecko(FakeServer):
@@ -26,6 +35,11 @@ class FakeCoinGecko(FakeServer):
         self.market = market
         self.coins = coins or {"bitcoin": "BTC-USDT", "ethereum": "ETH-USDT", "solana": "SOL-USDT"}
         self.nan_samples: set[int] = set()  # sample times (ms) answered with a null price
+        self.directory: list = [
+            {"id": c, "symbol": s.split("-")[0].lower(), "name": c.title()} | _named(c)
+            for c, s in self.coins.items()
+        ]
+        self.ranks: dict[str, int] = {c: n for n, c in enumerate(self.coins, 1)}
 
     def now(self) -> datetime:
         return self.market.clock()
@@ -104,6 +118,40 @@ class FakeCoinGecko(FakeServer):
                     "total_volumes": [[t, 2.5e10] for t, _ in prices],
                 }
             )
+        if request.path == "/api/v3/coins/list":
+            return Response(body=self.directory)
+        if request.path == "/api/v3/coins/markets":
+            return self._markets(request)
         if request.path == "/api/v3/ping":
             return Response(body={"gecko_says": "(V3) To the Moon!"})
         return Response(404, {"error": "Not found"})
+
+    def _markets(self, request: Request) -> Response:
+        q = request.query
+        if not q.get("vs_currency"):
+            return Response(400, {"error": "Missing parameter vs_currency"})
+        per_page, page = min(int(q.get("per_page", 100)), 250), int(q.get("page", 1))
+        known = [row for row in self.directory if isinstance(row, dict) and row.get("id")]
+        ranked = sorted(
+            known, key=lambda row: (row["id"] not in self.ranks, self.ranks.get(row["id"], 0))
+        )
+        rows = ranked[(page - 1) * per_page : page * per_page]
+        return Response(
+            body=[
+                {
+                    "id": row["id"],
+                    "symbol": row.get("symbol"),
+                    "name": row.get("name"),
+                    "market_cap_rank": self.ranks.get(row["id"]),
+                    "current_price": 1.0,
+                }
+                for row in rows
+            ]
+        )
+
+
+def _named(coin: str) -> dict:
+    if coin not in NAMES:
+        return {}
+    symbol, name = NAMES[coin]
+    return {"symbol": symbol, "name": name}

@@ -354,6 +354,27 @@ def test_run_keys_name_the_range_so_a_repeated_tick_is_deduplicated(pf):
     )
 
 
+def test_a_delisted_symbol_gets_no_history_and_the_log_says_why(pf, capfd):
+    import duckdb
+
+    from platform_tests.portfolio.test_tracked import delist
+
+    with duckdb.connect(str(pf.warehouse)) as con:
+        delist(con, "ETH-USDT", datetime(2026, 6, 1, tzinfo=UTC))
+    pf.tick(run=False)
+    pf.append(
+        "2026-05-01,broker,ETH-USDT,crypto,buy,1,3000,USDT,0",
+        "2026-05-02,broker,SOL-USDT,crypto,buy,1,150,USDT,0",
+    )
+    result = pf.settle(run=False)
+    assert [s for _, s, _ in spans(result)] == ["2026-04-12|SOL-USDT"]
+    assert pf.tracked() == [("ETH-USDT", True, 1), ("SOL-USDT", True, 1)]
+    assert (
+        "ETH-USDT: delisted on 2026-06-01 (ccxt:binance no longer lists it); its history is kept "
+        "and no longer refreshed" in capfd.readouterr().err
+    )
+
+
 def test_no_portfolio_file_is_a_skip_naming_the_path(pf):
     pf.path.unlink()
     skip = pf.tick()

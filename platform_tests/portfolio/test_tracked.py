@@ -5,6 +5,8 @@ from datetime import UTC, date, datetime
 import duckdb
 import pytest
 
+from platform_pkg.catalog import lookup
+from platform_pkg.catalog import model as catalog_model
 from platform_pkg.portfolio import tracked
 from platform_pkg.warehouse.upsert import upsert
 
@@ -83,3 +85,23 @@ def test_active_symbols(con):
     assert tracked.active_symbols(con) == {}
     write(con, held("BTC-USDT", ["a"]) | held("SOL-USDT", []), T1)
     assert tracked.active_symbols(con) == {"BTC-USDT": "crypto"}
+
+
+def test_a_symbol_the_catalogue_delists_is_no_longer_refreshed(con):
+    write(con, held("BTC-USDT", ["a"]) | held("LUNA-USDT", ["a"]), T1)
+    delist(con, "LUNA-USDT", T2)
+    assert tracked.active_symbols(con) == {"BTC-USDT": "crypto"}
+    assert lookup.delisted(con, ["BTC-USDT", "LUNA-USDT"]) == {
+        "LUNA-USDT": "delisted on 2026-11-02 (ccxt:binance no longer lists it)"
+    }
+
+
+def delist(con, symbol, when):
+    """An asset_catalog with ``symbol`` delisted at ``when`` and BTC-USDT still listed."""
+    columns = ", ".join(f"{name} {typ}" for name, typ in catalog_model.COLUMNS.items())
+    con.execute(f"CREATE TABLE IF NOT EXISTS asset_catalog ({columns})")
+    con.execute(
+        "INSERT INTO asset_catalog (asset_id, source, is_active, first_seen, delisted_at) VALUES "
+        "(?, 'ccxt:binance', false, ?, ?), ('BTC-USDT', 'ccxt:binance', true, ?, NULL)",
+        [symbol, T1, when, T1],
+    )

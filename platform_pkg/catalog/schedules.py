@@ -1,0 +1,28 @@
+"""Refreshing the asset catalogue every week."""
+
+import dagster as dg
+
+from platform_pkg.catalog.assets import asset_catalog
+from platform_pkg.prices.schedules import one_run
+
+NAME = "catalog_refresh"
+
+catalog_job = dg.define_asset_job(
+    "asset_catalog_job",
+    selection=[asset_catalog],
+    description="Ask the configured sources what they list and write what changed to "
+    "asset_catalog: new listings, delistings, listings that came back.",
+)
+
+
+@dg.schedule(
+    name=NAME,
+    cron_schedule="10 4 * * 1",
+    execution_timezone="UTC",
+    target=catalog_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Mondays 04:10 UTC: asset_catalog refreshed from the configured sources "
+    "(exchange markets, CoinGecko's coins, the listings files, or the demo market).",
+)
+def catalog_refresh(context: dg.ScheduleEvaluationContext):
+    return one_run(context, NAME)
