@@ -1,5 +1,5 @@
-"""Command line helpers: ``python -m platform_pkg.cli symbols add|list``, ``sql`` and
-``anomalies list|review``.
+"""Command line helpers: ``python -m platform_pkg.cli symbols add|list|search``, ``sql``,
+``anomalies list|review`` and ``status``.
 
 Adding symbols here goes through the same validation as every other path, so a key Dagster
 cannot handle is refused before it becomes a partition. ``sql`` reads the warehouse and never
@@ -11,6 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from platform_pkg.catalog import cli as catalog_cli
+from platform_pkg.status import cli as status_cli
 
 # Exit statuses of ``sql`` (argparse exits 2 on a usage error too).
 NO_WAREHOUSE, SQL_ERROR, WAREHOUSE_BUSY = 1, 2, 3
@@ -25,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("keys", nargs="*", help="symbol keys, e.g. BTC-USDT AAPL EURUSD=X")
     add.add_argument("--demo", action="store_true", help="add every symbol the demo market lists")
     actions.add_parser("list", help="list the symbol partitions")
+    catalog_cli.add_arguments(
+        actions.add_parser("search", help="search the asset catalogue (read-only, no Dagster)")
+    )
     sql = sub.add_parser(
         "sql",
         help="run a read-only query on the warehouse",
@@ -59,11 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     for command in (listing, mark):
         command.add_argument("--wait", type=float, default=30.0, metavar="SECONDS")
         command.add_argument("--warehouse", type=Path)
+    status_cli.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "status":
+        return status_cli.run(args)
     if args.command == "sql":
         return _sql(args)
     if args.command == "anomalies":
         return _anomalies(args)
+    if args.action == "search":
+        return catalog_cli.search(args)
     return _symbols(parser, args)
 
 

@@ -3,6 +3,8 @@
 import dagster as dg
 
 from platform_pkg.accounts.sensors import accounts_sensor
+from platform_pkg.catalog.assets import asset_catalog
+from platform_pkg.catalog.schedules import catalog_job, catalog_refresh
 from platform_pkg.housekeeping.jobs import prune_job
 from platform_pkg.housekeeping.schedules import daily_prune
 from platform_pkg.ledger.assets import holdings, transactions
@@ -16,6 +18,8 @@ from platform_pkg.prices.checks import prices_1d_checks, prices_1h_checks
 from platform_pkg.prices.jobs import prices_job
 from platform_pkg.prices.schedules import daily_close, intraday_refresh, weekly_reconcile
 from platform_pkg.resources import default_resources
+from platform_pkg.status.assets import platform_status
+from platform_pkg.status.schedules import platform_status_refresh, status_job
 from platform_pkg.trades.assets import exchange_trades
 from platform_pkg.trades.checks import exchange_trades_checks
 from platform_pkg.trades.schedules import (
@@ -38,6 +42,8 @@ defs = dg.Definitions(
         tracked_assets,
         daily_balances,
         portfolio_value,
+        asset_catalog,
+        platform_status,
     ],
     asset_checks=[
         prices_1h_checks,
@@ -46,7 +52,7 @@ defs = dg.Definitions(
         transactions_checks,
         holdings_checks,
     ],
-    jobs=[prices_job, trades_job, wallets_job, valuation_job, prune_job],
+    jobs=[prices_job, trades_job, wallets_job, valuation_job, prune_job, status_job, catalog_job],
     sensors=[holdings_sensor, accounts_sensor],
     schedules=[
         intraday_refresh,
@@ -58,6 +64,8 @@ defs = dg.Definitions(
         onchain_reconcile,
         portfolio_valuation,
         daily_prune,
+        catalog_refresh,
+        platform_status_refresh,
     ],
     resources=default_resources(),
     # One process per run: every fetching run is a single step, so a subprocess per step would

@@ -141,6 +141,7 @@ def test_the_code_location_has_the_portfolio_assets_sensors_and_schedules():
     } <= keys
     assert sorted(s.name for s in repo.sensor_defs) == ["accounts_sensor", "holdings_sensor"]
     assert sorted(s.name for s in repo.schedule_defs) == [
+        "catalog_refresh",
         "daily_close",
         "daily_prune",
         "exchange_trades_reconcile",
@@ -148,6 +149,7 @@ def test_the_code_location_has_the_portfolio_assets_sensors_and_schedules():
         "intraday_refresh",
         "onchain_reconcile",
         "onchain_sync",
+        "platform_status_refresh",
         "portfolio_valuation",
         "weekly_reconcile",
     ]
