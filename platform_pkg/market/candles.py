@@ -6,6 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+# The price tables and their candle intervals, daily first: it is the cheaper of the two.
+PRICE_TABLES: tuple[tuple[str, str], ...] = (("prices_1d", "1d"), ("prices_1h", "1h"))
+
 INTERVALS: dict[str, timedelta] = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
 
 # What a source returns per candle; the ingestion adds symbol and fetched_at.

@@ -27,13 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
+from platform_pkg.market.candles import PRICE_TABLES
 from platform_pkg.partitions import SymbolWindow, day_start
 from platform_pkg.portfolio.positions import SymbolHolding
 from platform_pkg.warehouse.watermarks import Coverage
 
 HISTORY_DAYS = 365
-# The price assets and their candle intervals, daily first: it is the cheaper of the two.
-PRICE_ASSETS: tuple[tuple[str, str], ...] = (("prices_1d", "1d"), ("prices_1h", "1h"))
+PRICE_ASSETS = PRICE_TABLES  # the price assets and their candle intervals, daily first
 CURSOR_VERSION = 2
 # A gap first seen with no run in flight is asked for again after 15 min, then after 1 h and 4 h
 # more; after that it is left to the user (the sensor logs it), so a symbol the source will never

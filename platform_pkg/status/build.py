@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from platform_pkg.market.calendars import MarketCalendar, calendar_for
-from platform_pkg.market.candles import interval_delta
+from platform_pkg.market.candles import PRICE_TABLES, interval_delta
 from platform_pkg.prices import anomalies as anomaly_store
 from platform_pkg.prices import gaps as gap_store
 from platform_pkg.status.model import (
@@ -36,8 +36,6 @@ from platform_pkg.warehouse import deferrals
 from platform_pkg.warehouse.sync_log import SyncStatus
 from platform_pkg.warehouse.upsert import q, table_columns
 
-# The price tables and their intervals (portfolio.tracking.PRICE_ASSETS, which imports Dagster).
-PRICE_TABLES: tuple[tuple[str, str], ...] = (("prices_1h", "1h"), ("prices_1d", "1d"))
 # sync_log data types of account syncs (trades.paging.NEWEST, wallets.ingest.NEWEST); their
 # symbol is "<account>:<market>", "<wallet>" or "<wallet>+<chains>".
 ACCOUNT_DATA_TYPES = ("trades", "onchain")

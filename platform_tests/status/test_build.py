@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 
-from platform_pkg.status.build import ACCOUNT_DATA_TYPES, PRICE_TABLES, build
+from platform_pkg.market.candles import PRICE_TABLES
+from platform_pkg.status.build import ACCOUNT_DATA_TYPES, build
 from platform_pkg.status.model import (
     Account,
     Anomaly,
@@ -66,18 +67,18 @@ def expected(size: int | None) -> Status:
             Account("old-broker", False, 0, 1, NOW - 60 * D, None),
         ),
         freshness=(
-            Freshness("(no candle yet)", "prices_1h", 1, 1, None, None, None),
-            Freshness("ccxt:binance", "prices_1h", 2, 1, NOW - 30 * M, "ETH-USDT", NOW - 5.5 * H),
-            Freshness("demo", "prices_1h", 1, 0, MONDAY_20H, "AAPL", MONDAY_20H),
             Freshness("(no candle yet)", "prices_1d", 1, 1, None, None, None),
             Freshness("ccxt:binance", "prices_1d", 2, 1, day(23), "ETH-USDT", day(20)),
             Freshness("demo", "prices_1d", 1, 0, day(23), "AAPL", day(23)),
+            Freshness("(no candle yet)", "prices_1h", 1, 1, None, None, None),
+            Freshness("ccxt:binance", "prices_1h", 2, 1, NOW - 30 * M, "ETH-USDT", NOW - 5.5 * H),
+            Freshness("demo", "prices_1h", 1, 0, MONDAY_20H, "AAPL", MONDAY_20H),
         ),
         stale=(
-            Stale("ETH-USDT", "prices_1h", "ccxt:binance", "24/7", NOW - 5.5 * H, NOW - 3.5 * H),
-            Stale("EURUSD=X", "prices_1h", "(no candle yet)", "FX 24x5", None, NOW - 3.5 * H),
             Stale("ETH-USDT", "prices_1d", "ccxt:binance", "24/7", day(20), day(21)),
             Stale("EURUSD=X", "prices_1d", "(no candle yet)", "FX 24x5", None, day(20)),
+            Stale("ETH-USDT", "prices_1h", "ccxt:binance", "24/7", NOW - 5.5 * H, NOW - 3.5 * H),
+            Stale("EURUSD=X", "prices_1h", "(no candle yet)", "FX 24x5", None, NOW - 3.5 * H),
         ),
         deferred=(
             Deferred(
