@@ -246,6 +246,7 @@ class CcxtSource:
             classify=self._classify,
             policy=self.policy,
             bucket=self.bucket,
+            on_throttled=lambda: self.meter.throttle(self.name),
             what=what,
             secrets=self._secrets,
         )

@@ -139,6 +139,7 @@ class CoinGeckoSource:
             classify=classify_http,
             policy=self.policy,
             bucket=self.bucket,
+            on_throttled=lambda: self.meter.throttle(self.name),
             what=what,
             secrets=self._secrets,
         )
@@ -179,6 +180,7 @@ class CoinGeckoSource:
             classify=classify_http,
             policy=self.policy,
             bucket=self.bucket,
+            on_throttled=lambda: self.meter.throttle(self.name),
             what=f"{symbol} {interval} [{start:%Y-%m-%d %H:%M}, {stop:%Y-%m-%d %H:%M})",
             secrets=self._secrets,
         )

@@ -124,9 +124,11 @@ def call_with_retries(
     what: str,
     secrets: Iterable[str | None] = (),
     sleep: Callable[[float], None] = time.sleep,
+    on_throttled: Callable[[], None] | None = None,
 ) -> T:
     """Run ``request`` (which takes its tokens from ``bucket`` for each HTTP call it makes) until
-    it succeeds, a fatal error occurs, the cooldown is too long, or the attempts run out."""
+    it succeeds, a fatal error occurs, the cooldown is too long, or the attempts run out.
+    ``on_throttled`` is told of each answer that throttled it (a 429 or 418)."""
     secrets = tuple(secrets)
     last: tuple[BaseException, Verdict] | None = None
     for attempt in range(1, policy.attempts + 1):
@@ -149,6 +151,8 @@ def call_with_retries(
                 ) from None
             last = (exc, verdict)
             if verdict.kind == THROTTLED:
+                if on_throttled is not None:
+                    on_throttled()
                 delay = (
                     verdict.retry_after
                     if verdict.retry_after is not None

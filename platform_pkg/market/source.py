@@ -21,14 +21,19 @@ def system_clock() -> datetime:
 
 @dataclass
 class RequestMeter:
-    """Counts every request a source sends (retries included) and the paid units they cost."""
+    """Counts every request a source sends (retries included), the paid units they cost, and the
+    answers that throttled them (429, Binance's 418), waited out or not."""
 
     requests: Counter[str] = field(default_factory=Counter)
     units: Counter[str] = field(default_factory=Counter)
+    throttled: Counter[str] = field(default_factory=Counter)
 
     def count(self, source: str, units: float = 1.0) -> None:
         self.requests[source] += 1
         self.units[source] += units
+
+    def throttle(self, source: str) -> None:
+        self.throttled[source] += 1
 
     @property
     def total(self) -> int:

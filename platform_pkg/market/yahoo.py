@@ -147,6 +147,7 @@ class YahooSource:
             classify=self._classify,
             policy=self.policy,
             bucket=self.bucket,
+            on_throttled=lambda: self.meter.throttle(self.name),
             what=f"{symbol} {interval} [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})",
         )
         frame = self._frame(history, interval, _regular_session(ticker))

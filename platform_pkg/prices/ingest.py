@@ -195,10 +195,12 @@ class PriceIngestion(UnitStream):
         self.results.append(result)
         requests_before = self.meter.total
         units_before = sum(self.meter.units.values())
+        throttled_before = self.meter.throttled.total()
 
         def count_requests() -> None:
             entry.api_requests = self.meter.total - requests_before
             entry.api_units = sum(self.meter.units.values()) - units_before
+            entry.api_throttled = self.meter.throttled.total() - throttled_before
 
         try:
             source = self.source_for(window.symbol, self.meter)

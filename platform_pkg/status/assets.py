@@ -21,7 +21,7 @@ GROUP = "platform"
     description="How the platform is doing, from what it already records: tracked symbols and "
     "accounts, each price table's freshness per source against the market calendars, deferred "
     "and budget-blocked fetches with when they retry, failed runs of the last 24 h and why, API "
-    "requests / units / 429 deferrals per source over 24 h and 7 days with the units incremental "
+    "requests / units / 429s (and the fetches they deferred) per source over 24 h and 7 days with the units incremental "
     "syncs saved against full re-exports, known gaps, unreviewed anomalies, and the warehouse's "
     "and the instance's sizes. Every figure is numeric metadata, so its history plots; 'summary' "
     "shows them all. Stores nothing. Same as: python -m platform_pkg.cli status.",

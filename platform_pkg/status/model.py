@@ -90,6 +90,7 @@ class Usage:
     incremental_syncs: int
     incremental_units: float
     full_export_units: float
+    throttled: int = 0  # answers that throttled its requests (429, 418), waited out or deferred
 
     @property
     def units_saved(self) -> float:

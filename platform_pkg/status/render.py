@@ -37,11 +37,13 @@ def figures(status: Status) -> dict[str, int | float]:
         out[f"requests_{period}"] = sum(u.requests for u in rows)
         out[f"units_{period}"] = float(sum(u.units for u in rows))
         out[f"rate_limited_{period}"] = sum(u.rate_limited for u in rows)
+        out[f"throttled_{period}"] = sum(u.throttled for u in rows)
         out[f"units_saved_{period}"] = float(sum(u.units_saved for u in rows))
         for u in rows:
             out[f"requests_{period}/{u.source}"] = u.requests
             out[f"units_{period}/{u.source}"] = u.units
             out[f"rate_limited_{period}/{u.source}"] = u.rate_limited
+            out[f"throttled_{period}/{u.source}"] = u.throttled
             out[f"budget_exhausted_{period}/{u.source}"] = u.budget_exhausted
             out[f"units_saved_{period}/{u.source}"] = u.units_saved
     out["known_gaps"] = sum(g.gaps for g in status.known_gaps)

@@ -167,6 +167,7 @@ def _usage(status: Status) -> Section:
             u.syncs,
             u.requests,
             num(u.units),
+            u.throttled,
             u.rate_limited,
             u.budget_exhausted,
             u.failed,
@@ -178,7 +179,7 @@ def _usage(status: Status) -> Section:
         for u in status.usage
     )
     columns = (
-        "period", "source", "syncs", "requests", "units", "429 deferred", "budget stops",
+        "period", "source", "syncs", "requests", "units", "429s", "429 deferred", "budget stops",
         "failed", "incremental", "their units", "full re-export", "units saved",
     )  # fmt: skip
     line = (

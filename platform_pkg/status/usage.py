@@ -18,9 +18,9 @@ rows before it (held_after(s) − its own net rows > 0): a stream's first sync i
 ``units_saved`` = Σ full(s) − Σ api_units(s) over a period's incremental syncs; a sync that
 re-read more than a full page of history costs more than an export would and counts negative.
 
-A 429 (or Binance's 418) whose ``Retry-After`` a run waits out is retried and counted in
-``api_requests`` only; one asking for longer defers the fetch: those are the ``rate_limited``
-rows counted here.
+Every answer that throttled a request (a 429, Binance's 418) counts in ``throttled`` (sync_log's
+``api_throttled``), whether the run waited it out or it deferred the fetch; the fetches it
+deferred are the ``rate_limited`` rows.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ NO_SOURCE = "(none)"  # a fetch that failed before it chose a source
 _SQL = """
 WITH recent AS (
     SELECT sync_id, symbol, data_type, coalesce(source, ?) AS source, started_at, status,
-           api_requests, api_units, rows_fetched, rows_inserted - {deleted} AS net_rows
+           api_requests, api_units, rows_fetched, rows_inserted - {deleted} AS net_rows,
+           {throttled} AS api_throttled
     FROM sync_log WHERE started_at >= ?
 ), recent_rates AS (
     SELECT source, data_type,
@@ -74,7 +75,8 @@ SELECT w.period, j.source, count(*), sum(j.api_requests), sum(j.api_units),
        count(*) FILTER (WHERE j.status = ?), count(*) FILTER (WHERE j.status = ?),
        count(*) FILTER (WHERE j.status = ?), count(*) FILTER (WHERE j.incremental),
        coalesce(sum(j.api_units) FILTER (WHERE j.incremental), 0),
-       coalesce(sum(j.full_units) FILTER (WHERE j.incremental), 0)
+       coalesce(sum(j.full_units) FILTER (WHERE j.incremental), 0),
+       coalesce(sum(j.api_throttled), 0)
 FROM judged j JOIN (SELECT unnest(?) AS period, unnest(?) AS since) w ON j.started_at >= w.since
 GROUP BY ALL ORDER BY w.period, j.source
 """
@@ -87,9 +89,10 @@ def usage(con: duckdb.DuckDBPyConnection, now: datetime) -> tuple[Usage, ...]:
         return ()
     # A sync_log from before rows_deleted existed gets it from the next run that writes one.
     deleted = "coalesce(rows_deleted, 0)" if "rows_deleted" in columns else "0"
+    throttled = "coalesce(api_throttled, 0)" if "api_throttled" in columns else "0"
     since = {name: now - span for name, span in PERIODS.items()}
     rows = con.execute(
-        _SQL.format(deleted=deleted),
+        _SQL.format(deleted=deleted, throttled=throttled),
         [
             NO_SOURCE,
             min(since.values()),
@@ -116,6 +119,7 @@ def usage(con: duckdb.DuckDBPyConnection, now: datetime) -> tuple[Usage, ...]:
             incremental_syncs=incremental,
             incremental_units=float(spent),
             full_export_units=float(full),
+            throttled=int(throttled),
         )
         for (
             period,
@@ -129,5 +133,6 @@ def usage(con: duckdb.DuckDBPyConnection, now: datetime) -> tuple[Usage, ...]:
             incremental,
             spent,
             full,
+            throttled,
         ) in rows
     )

@@ -122,6 +122,7 @@ class TradeSync(UnitStream):
         result = TaskResult(task, entry, marks.newest, marks.newest)
         self.results.append(result)
         requests, units = self.meter.total, sum(self.meter.units.values())
+        throttled = self.meter.throttled.total()
         try:
             source = self._source(task.account)
             entry.source = f"{source.name} ({task.account.name})"
@@ -129,6 +130,7 @@ class TradeSync(UnitStream):
             for page in self._pages(source, task, marks):
                 entry.api_requests = self.meter.total - requests
                 entry.api_units = sum(self.meter.units.values()) - units
+                entry.api_throttled = self.meter.throttled.total() - throttled
                 entry.rows_fetched += page.fetched
                 committed = yield self._page_unit(result, page)
                 self._committed(result, committed)
@@ -150,6 +152,7 @@ class TradeSync(UnitStream):
             entry.status = SyncStatus.SUCCESS
         entry.api_requests = self.meter.total - requests
         entry.api_units = sum(self.meter.units.values()) - units
+        entry.api_throttled = self.meter.throttled.total() - throttled
         entry.finished_at = datetime.now(UTC)
         yield self._closing_unit(result)
 

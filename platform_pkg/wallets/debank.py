@@ -92,6 +92,7 @@ class DebankSource:
                 classify=classify_http,
                 policy=self.policy,
                 bucket=self.bucket,
+                on_throttled=lambda: self.meter.throttle(self.name),
                 what=what,
                 secrets=(self._key,),
             )

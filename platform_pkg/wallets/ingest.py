@@ -156,7 +156,7 @@ class WalletSync(UnitStream):
         )  # fmt: skip
         result = WalletResult(task, entry, before, before)
         self.results.append(result)
-        requests = self.meter.total
+        requests, throttled = self.meter.total, self.meter.throttled.total()
         source: WalletSource | None = None
         start_balance = None
         try:
@@ -180,6 +180,7 @@ class WalletSync(UnitStream):
             entry.status = SyncStatus.SUCCESS
         entry.api_requests = self.meter.total - requests
         entry.api_units = self._units_spent(source, start_balance, result)
+        entry.api_throttled = self.meter.throttled.total() - throttled
         entry.finished_at = datetime.now(UTC)
         yield self._closing_unit(result)
 

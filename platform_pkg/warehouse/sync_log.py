@@ -45,7 +45,11 @@ CREATE TABLE IF NOT EXISTS sync_log (
 )
 """
 # Columns added after the table first shipped.
-_ADDED = ("ALTER TABLE sync_log ADD COLUMN IF NOT EXISTS rows_deleted BIGINT DEFAULT 0",)
+_ADDED = (
+    "ALTER TABLE sync_log ADD COLUMN IF NOT EXISTS rows_deleted BIGINT DEFAULT 0",
+    # Answers that throttled the fetch (429, Binance's 418), whether waited out or deferred.
+    "ALTER TABLE sync_log ADD COLUMN IF NOT EXISTS api_throttled BIGINT DEFAULT 0",
+)
 
 
 @dataclass
@@ -68,6 +72,7 @@ class SyncEntry:
     status: SyncStatus = SyncStatus.RUNNING
     error: str | None = field(default=None)
     rows_deleted: int = 0
+    api_throttled: int = 0
 
 
 def ensure(con: duckdb.DuckDBPyConnection) -> None:

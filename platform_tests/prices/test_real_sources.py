@@ -92,9 +92,12 @@ def test_faults_during_a_backfill_leave_the_same_exact_table(
     )
     want = exchange_candles(binance, "ETH-USDT", "1d", "2026-09-25", "2026-11-24")
     assert_holds_exactly(warehouse_file, "prices_1d", "ETH-USDT", want, "ccxt:binance")
-    (status, requests) = rows(warehouse_file, "SELECT status, api_requests FROM sync_log")[0]
+    (status, requests, throttled) = rows(
+        warehouse_file, "SELECT status, api_requests, api_throttled FROM sync_log"
+    )[0]
     pages = -(-len(want) // (15 - 3))  # 15 a page, 3 of them already seen
     assert status == "success" and requests == meta["api_requests"] == 1 + pages + 5
+    assert throttled == 1, "the 429 waited out is counted"
 
 
 def test_stocks_from_yahoo_with_their_dividends(instance, warehouse_file, tmp_path):

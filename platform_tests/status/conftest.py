@@ -143,6 +143,8 @@ def _sync_log(con) -> None:
                 rows_deleted=dele,
                 api_requests=req,
                 api_units=units,
+                # The deferred fetch met two 429s: the first waited out, the second too long.
+                api_throttled=2 if status == "rate_limited" else 0,
                 status=SyncStatus(status),
             ),
         )

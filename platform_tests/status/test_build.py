@@ -37,12 +37,12 @@ EXPECTED_USAGE = (
     # incremental syncs, their units, what full re-exports would have cost
     Usage("(none)", "24h", 1, 0, 0.0, 0, 0, 1, 0, 0.0, 0.0),
     # BTC 2 h ago: ⌈3026 / 1000⌉ × 2 = 8; the trades sync: ⌈10 / 10⌉ × 20 = 20
-    Usage("ccxt:binance", "24h", 3, 3, 24.0, 1, 0, 0, 2, 22.0, 28.0),
+    Usage("ccxt:binance", "24h", 3, 3, 24.0, 1, 0, 0, 2, 22.0, 28.0, throttled=2),
     Usage("debank", "24h", 1, 1, 5.0, 0, 1, 0, 0, 0.0, 0.0),
     Usage("demo", "24h", 1, 1, 1.0, 0, 0, 0, 1, 1.0, 2.0),  # ⌈107 / 100⌉ × 1
     Usage("(none)", "7d", 1, 0, 0.0, 0, 0, 1, 0, 0.0, 0.0),
     # + BTC 3 days ago: ⌈3024 / 1000⌉ × 2 = 8; the trades' first sync is their export
-    Usage("ccxt:binance", "7d", 5, 5, 46.0, 1, 0, 0, 3, 24.0, 36.0),
+    Usage("ccxt:binance", "7d", 5, 5, 46.0, 1, 0, 0, 3, 24.0, 36.0, throttled=2),
     # the wallet's second sync: ⌈41 / 20⌉ × 5 = 15 (its first is the export, its third stopped)
     Usage("debank", "7d", 3, 4, 20.0, 0, 1, 0, 1, 5.0, 15.0),
     Usage("demo", "7d", 1, 1, 1.0, 0, 0, 0, 1, 1.0, 2.0),

@@ -19,14 +19,14 @@ def test_every_figure_by_name(known_warehouse):
     by_source = {
         f"{name}_{period}/{source}": value
         for period, rows in {
-            "24h": {"(none)": (0, 0.0, 0, 0, 0.0), "ccxt:binance": (3, 24.0, 1, 0, 6.0)}
-            | {"debank": (1, 5.0, 0, 1, 0.0), "demo": (1, 1.0, 0, 0, 1.0)},
-            "7d": {"(none)": (0, 0.0, 0, 0, 0.0), "ccxt:binance": (5, 46.0, 1, 0, 12.0)}
-            | {"debank": (4, 20.0, 0, 1, 10.0), "demo": (1, 1.0, 0, 0, 1.0)},
+            "24h": {"(none)": (0, 0.0, 0, 0, 0, 0.0), "ccxt:binance": (3, 24.0, 2, 1, 0, 6.0)}
+            | {"debank": (1, 5.0, 0, 0, 1, 0.0), "demo": (1, 1.0, 0, 0, 0, 1.0)},
+            "7d": {"(none)": (0, 0.0, 0, 0, 0, 0.0), "ccxt:binance": (5, 46.0, 2, 1, 0, 12.0)}
+            | {"debank": (4, 20.0, 0, 0, 1, 10.0), "demo": (1, 1.0, 0, 0, 0, 1.0)},
         }.items()
         for source, values in rows.items()
         for name, value in zip(
-            ("requests", "units", "rate_limited", "budget_exhausted", "units_saved"),
+            ("requests", "units", "throttled", "rate_limited", "budget_exhausted", "units_saved"),
             values,
             strict=True,
         )
@@ -51,10 +51,12 @@ def test_every_figure_by_name(known_warehouse):
         "requests_24h": 5,
         "units_24h": 30.0,
         "rate_limited_24h": 1,
+        "throttled_24h": 2,
         "units_saved_24h": 7.0,
         "requests_7d": 10,
         "units_7d": 67.0,
         "rate_limited_7d": 1,
+        "throttled_7d": 2,
         "units_saved_7d": 23.0,
         **by_source,
         "known_gaps": 3,
@@ -84,7 +86,7 @@ def test_the_markdown_summary_has_every_section(known_warehouse):
         "Unreviewed anomalies",
         "Sizes",
     ]
-    assert "| 7d | ccxt:binance | 5 | 5 | 46 | 1 | 0 | 0 | 3 | 24 | 36 | 12 |" in markdown
+    assert "| 7d | ccxt:binance | 5 | 5 | 46 | 2 | 1 | 0 | 0 | 3 | 24 | 36 | 12 |" in markdown
     stale = "| ETH-USDT | prices_1h | ccxt:binance | 24/7 | 2026-11-24 05:00 | 2026-11-24 07:00 |"
     assert stale in markdown
 
