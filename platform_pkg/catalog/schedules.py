@@ -3,7 +3,7 @@
 import dagster as dg
 
 from platform_pkg.catalog.assets import asset_catalog
-from platform_pkg.prices.schedules import one_run
+from platform_pkg.runs import single_run_schedule
 
 NAME = "catalog_refresh"
 
@@ -15,14 +15,10 @@ catalog_job = dg.define_asset_job(
 )
 
 
-@dg.schedule(
-    name=NAME,
-    cron_schedule="10 4 * * 1",
-    execution_timezone="UTC",
-    target=catalog_job,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Mondays 04:10 UTC: asset_catalog refreshed from the configured sources "
-    "(exchange markets, CoinGecko's coins, the listings files, or the demo market).",
+catalog_refresh = single_run_schedule(
+    NAME,
+    "10 4 * * 1",
+    catalog_job,
+    "Mondays 04:10 UTC: asset_catalog refreshed from the configured sources (exchange markets, "
+    "CoinGecko's coins, the listings files, or the demo market).",
 )
-def catalog_refresh(context: dg.ScheduleEvaluationContext):
-    return one_run(context, NAME)

@@ -8,9 +8,7 @@ every open position, and the closes ``daily_close`` stored at 00:10 UTC.
 import dagster as dg
 
 from platform_pkg.portfolio.valuation import daily_balances, portfolio_value
-from platform_pkg.prices.schedules import one_run
-
-NAME = "portfolio_valuation"
+from platform_pkg.runs import single_run_schedule
 
 valuation_job = dg.define_asset_job(
     "portfolio_valuation_job",
@@ -20,14 +18,10 @@ valuation_job = dg.define_asset_job(
 )
 
 
-@dg.schedule(
-    name=NAME,
-    cron_schedule="40 0 * * *",
-    execution_timezone="UTC",
-    target=valuation_job,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="00:40 UTC, after daily_close: balances carried to the new day and the "
-    "portfolio valued with yesterday's final closes.",
+portfolio_valuation = single_run_schedule(
+    "portfolio_valuation",
+    "40 0 * * *",
+    valuation_job,
+    "00:40 UTC, after daily_close: balances carried to the new day and the portfolio valued with "
+    "yesterday's final closes.",
 )
-def portfolio_valuation(context: dg.ScheduleEvaluationContext):
-    return one_run(context, NAME)

@@ -22,7 +22,7 @@ from platform_pkg.partitions import (
 from platform_pkg.portfolio import tracked
 from platform_pkg.portfolio.refresh import contiguous_blocks, open_symbols
 from platform_pkg.prices.jobs import prices_job
-from platform_pkg.runs import SCHEDULE_TAG, in_flight
+from platform_pkg.runs import SCHEDULE_TAG, busy
 from platform_pkg.warehouse.resources import Warehouse
 
 DEFAULT_INTRADAY_MINUTES = 15
@@ -130,22 +130,6 @@ def weekly_reconcile(
     return block_requests(
         context, "weekly_reconcile", sorted(active), first, last, active, now, full
     )
-
-
-def busy(context: dg.ScheduleEvaluationContext, name: str) -> dg.SkipReason | None:
-    """A skip while an earlier run of schedule ``name`` is still queued or running."""
-    run = in_flight(context.instance, {SCHEDULE_TAG: name})
-    if run is not None:
-        return dg.SkipReason(f"run {run.run_id} of {name} is still {run.status.value}")
-    return None
-
-
-def one_run(context: dg.ScheduleEvaluationContext, name: str) -> dg.RunRequest | dg.SkipReason:
-    """The tick's one run of schedule ``name``'s job, unless its previous run is in flight."""
-    if (skip := busy(context, name)) is not None:
-        return skip
-    stamp = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
-    return dg.RunRequest(run_key=f"{name}:{stamp}", tags={SCHEDULE_TAG: name})
 
 
 def _active(warehouse: Warehouse) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from platform_pkg.prices.schedules import one_run
+from platform_pkg.runs import single_run_schedule
 from platform_pkg.status.assets import platform_status
 
 NAME = "platform_status_refresh"
@@ -14,16 +14,11 @@ status_job = dg.define_asset_job(
 )
 
 
-@dg.schedule(
-    name=NAME,
-    cron_schedule="5 * * * *",
-    execution_timezone="UTC",
-    target=status_job,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Hourly at :05: platform_status, so its figures plot over time (under a "
-    "second a run on 100 symbols × 5 years; a run a day more would add ~15 MB a day of run "
-    "history at every 15 minutes). Materialise it from the UI, or run `python -m "
-    "platform_pkg.cli status`, for a look now.",
+platform_status_refresh = single_run_schedule(
+    NAME,
+    "5 * * * *",
+    status_job,
+    "Hourly at :05: platform_status, so its figures plot over time (under a second a run on 100 "
+    "symbols × 5 years; every 15 minutes would add ~15 MB a day of run history). Materialise it "
+    "from the UI, or run `python -m platform_pkg.cli status`, for a look now.",
 )
-def platform_status_refresh(context: dg.ScheduleEvaluationContext):
-    return one_run(context, NAME)

@@ -15,7 +15,8 @@ from platform_pkg.accounts.resources import Accounts
 from platform_pkg.market.catalogue import asset_class_of
 from platform_pkg.market.resources import MarketData
 from platform_pkg.portfolio import tracked
-from platform_pkg.prices.schedules import block_requests, busy
+from platform_pkg.prices.schedules import block_requests
+from platform_pkg.runs import busy
 from platform_pkg.trades.assets import exchange_trades
 from platform_pkg.warehouse.resources import Warehouse
 from platform_pkg.warehouse.upsert import table_columns

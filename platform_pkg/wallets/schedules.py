@@ -11,7 +11,8 @@ from platform_pkg.accounts.config import read_accounts
 from platform_pkg.accounts.resources import Accounts
 from platform_pkg.market.resources import MarketData
 from platform_pkg.partitions import wallets_partitions
-from platform_pkg.prices.schedules import block_requests, busy
+from platform_pkg.prices.schedules import block_requests
+from platform_pkg.runs import busy
 from platform_pkg.wallets.assets import onchain_transactions
 
 DEFAULT_WALLET_MINUTES = 60
