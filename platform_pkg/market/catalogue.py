@@ -6,7 +6,11 @@ The one place that routes symbols: the demo market's own listings, then the shap
 
 from __future__ import annotations
 
+import csv
+import functools
+
 from platform_pkg.market.demo import DEMO_LISTINGS
+from platform_pkg.warehouse.connection import PROJECT_ROOT
 
 ASSET_CLASSES = ("crypto", "stock", "etf", "fx", "commodity")
 # Asset classes each source setting covers.
@@ -45,31 +49,20 @@ def exchange_market(symbol: str) -> str:
 
 
 # CoinGecko names coins by id, not ticker (many coins share a ticker). The CoinGecko source
-# resolves a ticker from the asset catalogue (platform_pkg.catalog); this seed of long-listed coins
-# answers only while there is no catalogue, and it is what on-chain tokens and currency codes are
-# checked against, which must not change with a weekly refresh (see token_symbol).
-COINGECKO_SEED: dict[str, str] = {
-    "BTC": "bitcoin",
-    "ETH": "ethereum",
-    "SOL": "solana",
-    "BNB": "binancecoin",
-    "XRP": "ripple",
-    "ADA": "cardano",
-    "DOGE": "dogecoin",
-    "AVAX": "avalanche-2",
-    "DOT": "polkadot",
-    "LINK": "chainlink",
-    "LTC": "litecoin",
-    "TRX": "tron",
-    "MATIC": "matic-network",
-    "POL": "polygon-ecosystem-token",
-    "ATOM": "cosmos",
-    "UNI": "uniswap",
-    "XLM": "stellar",
-    "BCH": "bitcoin-cash",
-    "TON": "the-open-network",
-    "SHIB": "shiba-inu",
-}
+# resolves a ticker from the asset catalogue (platform_pkg.catalog); the seed of long-listed coins
+# in data/catalog/coins.csv answers only while there is no catalogue, and it is what on-chain
+# tokens and currency codes are checked against, which must not change with a weekly refresh
+# (see token_symbol).
+SEED_FILE = PROJECT_ROOT / "data" / "catalog" / "coins.csv"
+
+
+@functools.cache
+def coingecko_seed() -> dict[str, str]:
+    """Ticker → CoinGecko coin id of the seed's long-listed coins (read once, when first asked)."""
+    with SEED_FILE.open(newline="", encoding="utf-8") as fh:
+        return {row["ticker"]: row["coingecko_id"] for row in csv.DictReader(fh)}
+
+
 # Quotes pegged to a currency are priced in that currency.
 COINGECKO_VS: dict[str, str] = {
     "USDT": "usd",
@@ -113,5 +106,5 @@ def token_symbol(ticker: str | None) -> str | None:
     if not ticker:
         return None
     base = TOKEN_ALIASES.get(ticker.upper(), ticker.upper())
-    known = base in COINGECKO_SEED or f"{base}-USDT" in DEMO_LISTINGS
+    known = base in coingecko_seed() or f"{base}-USDT" in DEMO_LISTINGS
     return f"{base}-USDT" if known else None

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from platform_pkg.market.candles import candles_frame, ceil_time, interval_delta, to_ms
-from platform_pkg.market.catalogue import COINGECKO_SEED, coingecko_pair
+from platform_pkg.market.catalogue import coingecko_pair, coingecko_seed
 from platform_pkg.market.http import Gate, JsonApi, classify_http
 from platform_pkg.market.ratelimit import SharedTokenBucket
 from platform_pkg.market.retry import RetryPolicy, SourceUnavailable, call_with_retries
@@ -96,7 +96,7 @@ class CoinGeckoSource:
         ticker, vs = pair
         if ticker not in self._coins:
             self._coins[ticker] = (
-                self.catalogue(ticker) or COINGECKO_SEED.get(ticker) or self._listed_coin(ticker)
+                self.catalogue(ticker) or coingecko_seed().get(ticker) or self._listed_coin(ticker)
             )
         coin = self._coins[ticker]
         if coin is None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from platform_pkg.market.catalogue import COINGECKO_SEED, asset_class_of, split_pair
+from platform_pkg.market.catalogue import asset_class_of, coingecko_seed, split_pair
 
 BASE_CURRENCY_ENV = "PLATFORM_BASE_CURRENCY"
 DEFAULT_BASE_CURRENCY = "USD"
@@ -29,7 +29,7 @@ def base_currency(environ: Mapping[str, str] | None = None) -> str:
     a run asks, never at import."""
     raw = (os.environ if environ is None else environ).get(BASE_CURRENCY_ENV) or ""
     code = raw.strip().upper() or DEFAULT_BASE_CURRENCY
-    if not re.fullmatch(r"[A-Z]{3}", code) or code in PEGGED or code in COINGECKO_SEED:
+    if not re.fullmatch(r"[A-Z]{3}", code) or code in PEGGED or code in coingecko_seed():
         raise ValueError(f"{BASE_CURRENCY_ENV}={raw!r} is not a currency code such as USD or EUR")
     return code
 
@@ -81,7 +81,7 @@ def conversion(symbol: str, base: str) -> Conversion:
     pegged = quote if quote in PEGGED else None
     if currency == base:
         return Conversion(symbol, quote, pegged=pegged)
-    if len(currency) != 3 or currency in COINGECKO_SEED:
+    if len(currency) != 3 or currency in coingecko_seed():
         return Conversion(symbol, quote, unsupported=f"no conversion from {quote} to {base}")
     pair, invert = fx_pair(currency, base)
     return Conversion(symbol, quote, pair, invert, pegged)
