@@ -105,7 +105,7 @@ def holdings_sensor(
     requests: list[dg.RunRequest] = []
     partitions: list[str] = []
     checks = MarketChecks(market)
-    ctx = _Tracking(warehouse, calendar_for(now, portfolio.history_days))
+    track = _Tracking(warehouse, portfolio, now)
     order = _Order(instance)
 
     digest = portfolio.digest()
@@ -131,7 +131,7 @@ def holdings_sensor(
                 # exchange, currencies) follows from the holdings it writes.
                 early = _new_in_file(context, portfolio, checks, cursor, now)
                 if early:
-                    runs, added, symbols = _tracking_runs(context, {}, early, checks, ctx, order)
+                    runs, added, symbols = _tracking_runs(context, {}, early, checks, track, order)
                     requests += runs
                     partitions += added
                     cursor.symbols.update(symbols)
@@ -149,7 +149,7 @@ def holdings_sensor(
     if latest is not None and latest[0] != cursor.holdings_seen:
         storage_id, summary = latest
         runs, added, symbols = _tracking_runs(
-            context, cursor.symbols, from_summary(summary), checks, ctx, order
+            context, cursor.symbols, from_summary(summary), checks, track, order
         )
         requests += runs
         partitions += added
@@ -184,8 +184,15 @@ def holdings_sensor(
 
 @dataclass(frozen=True)
 class _Tracking:
+    """What a tracking plan reads besides the holdings: the warehouse's watermarks and the days a
+    request may cover (worked out only by a tick that plans)."""
+
     warehouse: Warehouse
-    calendar: Calendar
+    portfolio: PortfolioFile
+    now: datetime
+
+    def calendar(self) -> Calendar:
+        return calendar_for(self.now, self.portfolio.history_days)
 
 
 class _Order:
@@ -208,12 +215,12 @@ def _tracking_runs(
     previous: dict[str, TrackedSymbol],
     held: dict[str, SymbolHolding],
     checks: MarketChecks,
-    ctx: _Tracking,
+    track: _Tracking,
     order: _Order,
 ) -> tuple[list[dg.RunRequest], list[str], dict[str, TrackedSymbol]]:
     """The price runs and new partitions that bring tracking from ``previous`` to ``held``, and
     the symbols' new tracking state."""
-    with ctx.warehouse.connection() as con:
+    with track.warehouse.connection() as con:
         coverage = watermarks.read_coverages(con, list(held), [dt for dt, _ in PRICE_ASSETS])
         gone = lookup.delisted(con, [s for s, h in held.items() if h.active])
     plan = plan_tracking(
@@ -221,7 +228,7 @@ def _tracking_runs(
         held,
         coverage=lambda s, dt: coverage.get((s, dt)),
         earliest=checks.earliest,
-        calendar=ctx.calendar,
+        calendar=track.calendar(),
         known_partitions=set(order.keys),
     )
     for note in plan.notes:

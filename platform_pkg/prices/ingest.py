@@ -160,24 +160,19 @@ class PriceIngestion(UnitStream):
                 )
 
     def _raise_for_failures(self) -> None:
-        outcomes = [
-            Outcome(
-                str(r.window),
-                r.error,
-                r.error.until if isinstance(r.error, SourceDeferred) else None,
-                group=r.window.symbol,
-            )
-            for r in self.results
-        ]
-        # A window the run never reached is not complete either (none today: each gets a result
-        # before its first request).
-        reached = {r.window for r in self.results}
-        outcomes += [
-            Outcome(str(w), RuntimeError("not fetched"), group=w.symbol)
-            for w in self.windows
-            if w not in reached
-        ]
-        raise_for_failures(outcomes)
+        # Every window has a result before its first request; an error that stops the stream
+        # itself never gets here, and fails the whole output.
+        raise_for_failures(
+            [
+                Outcome(
+                    str(r.window),
+                    r.error,
+                    r.error.until if isinstance(r.error, SourceDeferred) else None,
+                    group=r.window.symbol,
+                )
+                for r in self.results
+            ]
+        )
 
     def _window_units(self, window: SymbolWindow) -> Generator[Unit, Committed, None]:
         before = self.read_coverage(window.symbol, self.data_type)

@@ -375,6 +375,17 @@ def test_a_delisted_symbol_gets_no_history_and_the_log_says_why(pf, capfd):
     )
 
 
+def test_a_file_the_ledger_will_reject_still_gets_its_ledger_run_and_no_price_run(pf, capfd):
+    pf.path.write_text("no,header,here\n2026-05-01,broker,ETH-USDT\n")
+    with dg.build_sensor_context(
+        instance=pf.instance, resources=pf.resources(), definitions=defs
+    ) as context:
+        result = holdings_sensor(context)
+    assert [r.run_key.split(":")[0] for r in result.run_requests] == ["ledger"]
+    assert result.dynamic_partitions_requests == []
+    assert "new symbols wait for the ledger run: PortfolioFormatError" in capfd.readouterr().err
+
+
 def test_no_portfolio_file_is_a_skip_naming_the_path(pf):
     pf.path.unlink()
     skip = pf.tick()

@@ -223,18 +223,23 @@ def test_one_run_over_several_symbols_fetches_each(instance, warehouse_file):
     assert len(instance.get_runs()) == 1
 
 
-def test_an_unknown_symbol_fails_clearly_and_others_are_kept(instance, warehouse_file):
-    instance.add_dynamic_partitions("symbols", ["ZZZZ"])
-    result = dg.materialize(
+def daily_block(instance, warehouse_file, first: str, last: str):
+    """One prices_1d run over the partitions from ``first`` to ``last`` (``date|symbol`` keys)."""
+    return dg.materialize(
         [prices_1d],
         instance=instance,
         resources=resources_for(warehouse_file, MarketData(now=NOW.isoformat())),
         tags={
-            "dagster/asset_partition_range_start": "2026-11-20|AAPL",
-            "dagster/asset_partition_range_end": "2026-11-20|ZZZZ",
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
         },
         raise_on_error=False,
     )
+
+
+def test_an_unknown_symbol_fails_clearly_and_others_are_kept(instance, warehouse_file):
+    instance.add_dynamic_partitions("symbols", ["ZZZZ"])
+    result = daily_block(instance, warehouse_file, "2026-11-20|AAPL", "2026-11-20|ZZZZ")
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.error.to_string()
@@ -254,16 +259,7 @@ def test_a_symbol_failing_in_a_block_leaves_the_others_materialised(instance, wa
     instance.add_dynamic_partitions("symbols", ["ZZZZ"])
     block = ["EURUSD=X", "GC=F", "ZZZZ"]
     assert instance.get_dynamic_partitions("symbols")[-3:] == block
-    result = dg.materialize(
-        [prices_1d],
-        instance=instance,
-        resources=resources_for(warehouse_file, MarketData(now=NOW.isoformat())),
-        tags={
-            "dagster/asset_partition_range_start": "2026-11-16|EURUSD=X",
-            "dagster/asset_partition_range_end": "2026-11-20|ZZZZ",
-        },
-        raise_on_error=False,
-    )
+    result = daily_block(instance, warehouse_file, "2026-11-16|EURUSD=X", "2026-11-20|ZZZZ")
     assert not result.success
     keys = [f"2026-11-{d}|{s}" for s in block for d in range(16, 21)]
     status = instance.get_status_by_partition(prices_1d.key, keys, prices_1d.partitions_def)
